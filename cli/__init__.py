@@ -1,0 +1,1 @@
+"""vigil.cli: the `vigil` command. Thin: it parses, calls the library and maps errors."""

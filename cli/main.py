@@ -1,0 +1,114 @@
+"""The `vigil` command line.
+
+Each subcommand only parses its arguments, calls the library and turns a `VigilError` into
+one line on stderr with exit status 1. Heavy imports (torch for export) happen inside the
+subcommand that needs them, so `vigil classify` starts fast on a lean install.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vigil.runtime.errors import VigilError
+
+__all__ = ["main"]
+
+
+def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a VigilError, or a missing optional dependency, as one line and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except VigilError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except ModuleNotFoundError as exc:
+            click.echo(
+                f"error: {exc.name} is not installed; this command needs an extra, "
+                "e.g. pip install 'vigil[export,cpu]'",
+                err=True,
+            )
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+def main(verbose: bool) -> None:
+    """vigil: fast, exact inference for the m2im/smaller_labse_finetuned_twitter classifier."""
+    # Our own progress goes to stderr; the chatter of ONNX Runtime's transformer tools
+    # and of transformers (warnings about expected conversions) only with --verbose.
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("vigil").setLevel(logging.INFO)
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--size", type=click.Choice(["full", "tiny"]), default="full", show_default=True,
+              help="full: the real model's 12x768 architecture; tiny: 2x32, for tests.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
+@click.option("--vocab", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="WordPiece vocabulary (default: the smaller-LaBSE vocab shipped with vigil).")
+@_fails_cleanly
+def standin(out: Path, size: str, seed: int, vocab: Path | None) -> None:
+    """Write a RANDOM-WEIGHT stand-in checkpoint with the real model's config and tokenizer."""
+    from vigil.export.standin import FULL, TINY, write_standin
+
+    _quiet_transformers()
+    try:
+        write_standin(out, size=FULL if size == "full" else TINY, seed=seed, vocab_file=vocab)
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote a RANDOM-WEIGHT stand-in checkpoint (seed {seed}) to {out}")
+
+
+@main.command("export")
+@click.argument("paths", nargs=-1, required=True, metavar="[SOURCE] OUT")
+@click.option("--revision", help="Hub revision (branch, tag or commit) of SOURCE.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--sample", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Validate on these tweets (one per line) instead of the bundled sample.")
+@_fails_cleanly
+def export_command(paths: tuple[str, ...], revision: str | None, force: bool, sample: Path | None) -> None:
+    """Export SOURCE (hub id or directory; default: the real model) to the artifact directory OUT."""
+    from vigil.export.artifact import export_artifact
+    from vigil.export.checkpoint import DEFAULT_SOURCE
+
+    if len(paths) > 2:
+        raise click.UsageError("expected [SOURCE] OUT")
+    source, out = (DEFAULT_SOURCE, paths[0]) if len(paths) == 1 else paths
+    _quiet_transformers()
+    manifest = export_artifact(out, source, revision=revision, force=force, sample_file=sample)
+    _print_export_summary(out, manifest)
+
+
+def _quiet_transformers() -> None:
+    """No per-file progress bars from transformers: vigil logs its own steps."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def _print_export_summary(out: str, manifest: dict[str, Any]) -> None:
+    if manifest["source"]["random_weights"]:
+        click.echo("WARNING: RANDOM-WEIGHT STAND-IN: these scores mean nothing", err=True)
+    click.echo(f"exported {manifest['source']['id']} to {out} in {manifest['export_seconds']} s")
+    for name, variant in manifest["variants"].items():
+        v = variant["validation"]
+        fusions = variant.get("fusions")
+        click.echo(
+            f"  {name:<10} {variant['size_bytes'] / 2**20:7.1f} MiB  "
+            f"max|dp| {v['max_abs_prob_diff']:.1e}  max|dlogit| {v['max_abs_logit_diff']:.1e}  "
+            f"labels {v['label_agreement']:.2%} agree"
+            + (f"  fused {fusions}" if fusions else "")
+        )

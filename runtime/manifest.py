@@ -1,0 +1,172 @@
+"""`manifest.json`: the one contract between `vigil.export` and `vigil.runtime`.
+
+An artifact directory holds ONNX variants of one checkpoint, its `tokenizer.json` and this
+manifest. Export writes it; the runtime reads it and nothing else, so it never needs
+transformers. Unknown keys are kept when a manifest is rewritten (calibration adds
+thresholds to an exported artifact), and a newer schema version is refused outright rather
+than half understood.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ArtifactError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MANIFEST_FILE",
+    "Variant",
+    "Manifest",
+    "sha256_file",
+    "write_json_atomic",
+]
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in chunks so that a 900 MB model costs no memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON through a temporary file and a rename, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a manifest is meant to be read
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ONNX file of the artifact: its precision, graph form and intended providers."""
+
+    name: str
+    file: str
+    precision: str  # "fp32", "fp16" or "int8"
+    form: str  # "standard" (plain ONNX operators) or "fused" (ONNX Runtime contrib ops)
+    providers: tuple[str, ...]
+    size_bytes: int
+    sha256: str
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict[str, Any]) -> Variant:
+        try:
+            return cls(
+                name=name,
+                file=str(data["file"]),
+                precision=str(data["precision"]),
+                form=str(data["form"]),
+                providers=tuple(data["providers"]),
+                size_bytes=int(data["size_bytes"]),
+                sha256=str(data["sha256"]),
+                validation=dict(data.get("validation", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"variant {name!r} of the manifest is malformed: {exc!r}") from exc
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the runtime needs to know about an artifact, read from `manifest.json`."""
+
+    directory: Path
+    labels: tuple[str, ...]
+    sequence_length: int
+    pad_id: int
+    tokenizer_file: str
+    variants: dict[str, Variant]
+    thresholds: dict[str, float]
+    source: dict[str, Any]
+    raw: dict[str, Any]
+
+    @property
+    def random_weights(self) -> bool:
+        """True for a stand-in checkpoint: its scores mean nothing."""
+        return bool(self.source.get("random_weights", False))
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> Manifest:
+        """Read and check `DIRECTORY/manifest.json`; raise ArtifactError naming what is wrong."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ArtifactError(f"artifact directory not found: {directory}")
+        path = directory / MANIFEST_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ArtifactError(f"{path} is missing: not a vigil artifact directory") from None
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"{path} cannot be read as JSON: {exc}") from exc
+        return cls.from_dict(directory, raw)
+
+    @classmethod
+    def from_dict(cls, directory: Path, raw: dict[str, Any]) -> Manifest:
+        version = raw.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ArtifactError(
+                f"{directory / MANIFEST_FILE} has schema_version {version!r}; "
+                f"this vigil reads version {SCHEMA_VERSION}"
+            )
+        try:
+            labels = tuple(str(label) for label in raw["labels"])
+            manifest = cls(
+                directory=directory,
+                labels=labels,
+                sequence_length=int(raw["sequence_length"]),
+                pad_id=int(raw["pad_id"]),
+                tokenizer_file=str(raw["tokenizer"]["file"]),
+                variants={
+                    name: Variant.from_dict(name, data) for name, data in raw["variants"].items()
+                },
+                thresholds={str(k): float(v) for k, v in raw.get("thresholds", {}).items()},
+                source=dict(raw.get("source", {})),
+                raw=raw,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ArtifactError(f"{directory / MANIFEST_FILE} is malformed: {exc!r}") from exc
+        if not labels or len(set(labels)) != len(labels):
+            raise ArtifactError(f"{directory / MANIFEST_FILE} needs distinct labels, got {labels}")
+        unknown = set(manifest.thresholds) - set(labels)
+        if unknown:
+            raise ArtifactError(f"{directory / MANIFEST_FILE} has thresholds for unknown labels {sorted(unknown)}")
+        return manifest
+
+    def variant(self, name: str) -> Variant:
+        """The named variant; ArtifactError lists the ones the artifact has."""
+        try:
+            return self.variants[name]
+        except KeyError:
+            raise ArtifactError(
+                f"artifact {self.directory} has no variant {name!r}; it has {sorted(self.variants)}"
+            ) from None
+
+    def verified_path(self, variant: Variant) -> Path:
+        """The variant's file, after checking that its size and sha256 match the manifest."""
+        path = self.directory / variant.file
+        if not path.is_file():
+            raise ArtifactError(f"model file of variant {variant.name!r} is missing: {path}")
+        if path.stat().st_size != variant.size_bytes or sha256_file(path) != variant.sha256:
+            raise ArtifactError(
+                f"model file {path} does not match the manifest's size and sha256: corrupt or replaced"
+            )
+        return path

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny stand-in checkpoints and artifacts, built locally, never downloaded.
+
+Exporting even a tiny model takes seconds, so each is built once per test session.
+Tests that need torch/transformers skip cleanly where the export extra is not installed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight stand-in with the real config and tokenizer, 2 layers of width 32."""
+    standin = pytest.importorskip("vigil.export.standin")
+    return standin.write_standin(tmp_path_factory.mktemp("ckpt") / "tiny", size=standin.TINY, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny stand-in exported with every variant; treat it as read-only."""
+    artifact = pytest.importorskip("vigil.export.artifact")
+    out = tmp_path_factory.mktemp("artifact") / "tiny"
+    artifact.export_artifact(out, str(tiny_checkpoint))
+    return out
+
+
+@pytest.fixture(scope="session")
+def shared_tweets() -> dict[str, list[str]]:
+    """The 24,240 real tweets of ../shared/data/tweets, by language."""
+    folder = SHARED / "tweets"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not available")
+    return {
+        path.stem: path.read_text(encoding="utf-8").splitlines()
+        for path in sorted(folder.glob("*.txt"))
+    }
