@@ -1,0 +1,141 @@
+"""Load a BERT multi-label classifier from a hub id or a local directory, or say why not.
+
+Export is only as good as what it starts from, so loading refuses anything it would have to
+guess about: a model that is not `BertForSequenceClassification`, a head that is not
+multi-label (sigmoid), weights that transformers would silently initialise at random, or a
+tokenizer without a fast (Rust) backend, which the lean runtime needs as `tokenizer.json`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vigil.runtime.errors import ExportError
+
+from .standin import RANDOM_MARKER
+
+__all__ = ["DEFAULT_SOURCE", "Checkpoint", "load_checkpoint"]
+
+DEFAULT_SOURCE = "m2im/smaller_labse_finetuned_twitter"
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: fp32 eager-attention model, fast tokenizer and what it is."""
+
+    model: Any  # transformers.BertForSequenceClassification, in eval mode
+    tokenizer: Any  # transformers.PreTrainedTokenizerFast
+    source: str
+    revision: str | None
+    labels: tuple[str, ...]
+    random_weights: dict[str, Any] | None
+
+
+def load_checkpoint(source: str = DEFAULT_SOURCE, revision: str | None = None) -> Checkpoint:
+    """Load SOURCE (hub id or directory); raise ExportError with one line saying what is wrong."""
+    local = _is_local(source)
+    config = _load_config(source, revision, local)
+    labels = _check_classifier(config, source)
+    model = _load_model(source, revision, config)
+    tokenizer = _load_tokenizer(source, revision)
+    return Checkpoint(
+        model=model,
+        tokenizer=tokenizer,
+        source=str(Path(source).resolve()) if local else source,
+        revision=None if local else getattr(config, "_commit_hash", None) or revision,
+        labels=labels,
+        random_weights=getattr(config, RANDOM_MARKER, None),
+    )
+
+
+def _is_local(source: str) -> bool:
+    """A source is a directory unless it does not exist and reads as `owner/name`."""
+    if Path(source).exists():
+        if not Path(source).is_dir():
+            raise ExportError(f"checkpoint {source} is a file, not a directory")
+        return True
+    if _HUB_ID.match(source) and not source.startswith((".", "~")):
+        return False
+    raise ExportError(f"checkpoint directory not found: {source}")
+
+
+def _load_config(source: str, revision: str | None, local: bool):
+    from transformers import AutoConfig
+
+    if local and not (Path(source) / "config.json").is_file():
+        raise ExportError(f"{source} is not a checkpoint directory: it has no config.json")
+    try:
+        return AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False)
+    except Exception as exc:  # transformers raises OSError, ValueError or JSON errors here
+        reason = _first_line(exc)
+        if local:
+            raise ExportError(f"{source} has an unreadable config.json: {reason}") from exc
+        raise ExportError(
+            f"cannot load {source!r} from the Hugging Face Hub ({reason}); "
+            "offline or unknown id? pass a local checkpoint directory instead"
+        ) from exc
+
+
+def _check_classifier(config, source: str) -> tuple[str, ...]:
+    """The labels in id order, after checking this is a multi-label BERT classifier."""
+    architectures = list(getattr(config, "architectures", None) or [])
+    if config.model_type != "bert" or "BertForSequenceClassification" not in architectures:
+        raise ExportError(
+            f"{source} is not a BERT sequence classifier "
+            f"(model_type={config.model_type!r}, architectures={architectures})"
+        )
+    if config.problem_type != "multi_label_classification":
+        raise ExportError(
+            f"{source} has problem_type={config.problem_type!r}; vigil scores multi-label "
+            "classifiers (one sigmoid per label), problem_type='multi_label_classification'"
+        )
+    return tuple(config.id2label[i] for i in range(config.num_labels))
+
+
+def _load_model(source: str, revision: str | None, config):
+    import torch
+    from transformers import BertForSequenceClassification
+
+    # Eager attention: with sdpa the TorchScript graph hides the pattern that ONNX
+    # Runtime's Attention fusion looks for.
+    config._attn_implementation = "eager"
+    try:
+        model, info = BertForSequenceClassification.from_pretrained(
+            source,
+            revision=revision,
+            config=config,
+            dtype=torch.float32,
+            trust_remote_code=False,
+            output_loading_info=True,
+        )
+    except Exception as exc:  # corrupt safetensors, missing weights file, ...
+        raise ExportError(f"cannot load the weights of {source}: {_first_line(exc)}") from exc
+    missing = sorted(info.get("missing_keys", []))
+    if missing:
+        raise ExportError(
+            f"{source} lacks weights for {missing[:4]}{'...' if len(missing) > 4 else ''}: "
+            "transformers would fill them with random values"
+        )
+    return model.eval()
+
+
+def _load_tokenizer(source: str, revision: str | None):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=False)
+    except Exception as exc:
+        raise ExportError(f"cannot load the tokenizer of {source}: {_first_line(exc)}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ExportError(f"the tokenizer of {source} has no fast backend to save as tokenizer.json")
+    return tokenizer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

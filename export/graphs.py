@@ -1,0 +1,125 @@
+"""From a PyTorch classifier to the four ONNX variants of an artifact.
+
+- `export_fp32`: the plain TorchScript export, inputs [batch, 32] int64, logits [batch, N]
+  fp32. TorchScript (`dynamo=False`) on an eager-attention model is the combination whose
+  graph ONNX Runtime's BERT fusions recognise completely.
+- `fuse`: ONNX Runtime's BERT fusions (EmbedLayerNormalization, Attention,
+  SkipLayerNormalization, BiasGelu), optionally in fp16 for the CUDA provider.
+- `to_fp16_standard`: fp16 with standard operators only, for TensorRT (which cannot parse
+  the fused contrib operators) and any other ONNX consumer.
+- `quantize_int8`: dynamic, per-channel int8 weights for CPUs.
+
+Every fp16 graph keeps fp32 inputs and outputs, so callers never see half precision.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+__all__ = [
+    "INPUT_NAMES",
+    "OUTPUT_NAME",
+    "OPSET",
+    "EXPECTED_FUSIONS",
+    "FP16_STANDARD_KEEP_FP32",
+    "export_fp32",
+    "fuse",
+    "to_fp16_standard",
+    "quantize_int8",
+]
+
+log = logging.getLogger(__name__)
+
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAME = "logits"
+# 17 has LayerNormalization as one standard operator, which TensorRT runs precision-safely.
+OPSET = 17
+EXPECTED_FUSIONS = ("EmbedLayerNormalization", "Attention", "SkipLayerNormalization", "BiasGelu")
+# Kept in fp32 in the standard fp16 graph: LayerNormalization's variance and its 1e-12
+# epsilon do not survive fp16 (the epsilon underflows to zero, large activations overflow).
+FP16_STANDARD_KEEP_FP32 = ("LayerNormalization",)
+
+
+def export_fp32(model, path: Path, sequence_length: int, opset: int = OPSET) -> None:
+    """Trace MODEL to ONNX with a dynamic batch axis and a static sequence axis."""
+    import torch
+
+    ids = torch.ones((2, sequence_length), dtype=torch.int64)
+    mask = torch.ones((2, sequence_length), dtype=torch.int64)
+    mask[1, sequence_length // 2 :] = 0
+    batch_axis = {0: "batch"}
+    with warnings.catch_warnings(), torch.no_grad():
+        # TracerWarnings about Python control flow on shapes are expected: the sequence
+        # axis is static by design.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (ids, mask),
+            str(path),
+            dynamo=False,
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={name: batch_axis for name in (*INPUT_NAMES, OUTPUT_NAME)},
+            opset_version=opset,
+            do_constant_folding=True,
+        )
+
+
+def fuse(src: Path, fp32_dst: Path, fp16_dst: Path, *, num_heads: int, hidden_size: int) -> dict[str, int]:
+    """Apply ONNX Runtime's BERT fusions, save fp32 and fp16 copies, count what fused.
+
+    The fusions run once: at opt_level 0 (Python fusions only; ONNX Runtime optimises the
+    rest for its provider at load time) their result does not depend on the target device.
+    The fp16 copy keeps fp32 inputs and outputs; the CUDA provider's SkipLayerNormalization
+    and EmbedLayerNormalization accumulate in fp32.
+    """
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0)
+        stats = model.get_fused_operator_statistics()
+        model.save_model_to_file(str(fp32_dst))
+        model.convert_float_to_float16(keep_io_types=True)
+        model.save_model_to_file(str(fp16_dst))
+    fused = {op: int(stats.get(op, 0)) for op in EXPECTED_FUSIONS}
+    missing = [op for op, count in fused.items() if count == 0]
+    if missing:
+        log.warning("these BERT fusions did not happen: %s", ", ".join(missing))
+    return fused
+
+
+def to_fp16_standard(src: Path, dst: Path) -> None:
+    """Convert to fp16 with standard operators only and fp32 inputs and outputs."""
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model = OnnxModel(onnx.load(str(src)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it warns for each constant clipped to fp16's range
+        model.convert_float_to_float16(
+            keep_io_types=True,
+            op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(FP16_STANDARD_KEEP_FP32),
+        )
+    # The converter appends its Cast nodes at the end; ONNX (and TensorRT's parser)
+    # require topological order.
+    model.topological_sort()
+    model.save_model_to_file(str(dst))
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantization with per-channel weights (activations quantized at run time)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(src),
+        str(dst),
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        # The fused graph's contrib ops lack type information for the quantizer.
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )

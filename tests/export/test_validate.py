@@ -1,0 +1,76 @@
+"""The tolerance rules that decide whether export accepts a variant."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+validate = pytest.importorskip("vigil.export.validate")
+
+FP16 = validate.TOLERANCES["fp16"]
+INT8 = validate.TOLERANCES["int8"]
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def test_identical_logits_pass() -> None:
+    ref = np.random.default_rng(0).normal(0, 2, (50, 6)).astype(np.float32)
+    result = validate.compare(ref, ref.copy(), FP16)
+    assert result["passed"] and result["label_agreement"] == 1.0 and result["max_abs_prob_diff"] == 0
+
+
+def test_probability_drift_beyond_tolerance_fails() -> None:
+    ref = np.full((4, 6), _logit(0.9), np.float32)
+    cand = np.full((4, 6), _logit(0.9 - 2 * FP16.max_prob_diff), np.float32)
+    result = validate.compare(ref, cand, FP16)
+    assert not result["passed"]
+    assert result["max_abs_prob_diff"] == pytest.approx(2 * FP16.max_prob_diff, rel=1e-3)
+
+
+def test_a_clear_label_flip_fails() -> None:
+    ref = np.full((2, 6), _logit(0.7), np.float32)
+    cand = ref.copy()
+    cand[0, 0] = _logit(0.3)
+    result = validate.compare(ref, cand, FP16)
+    assert result["label_flips"] == 1 and result["borderline_flips"] == 0
+    assert not result["passed"]
+
+
+def test_a_flip_within_the_borderline_band_is_reported_not_fatal() -> None:
+    ref = np.full((3, 6), _logit(0.8), np.float32)
+    ref[1, 2] = _logit(0.5 + FP16.max_prob_diff / 4)
+    cand = ref.copy()
+    cand[1, 2] = _logit(0.5 - FP16.max_prob_diff / 4)
+    result = validate.compare(ref, cand, FP16)
+    assert result["label_flips"] == 1 and result["borderline_flips"] == 1
+    assert result["label_agreement"] < 1.0
+    assert result["passed"]
+
+
+def test_int8_needs_its_label_agreement() -> None:
+    # Small shifts across the threshold: within the probability tolerance, so only the
+    # agreement rule can refuse them.
+    n = 100
+    ref = np.full((n, 6), _logit(0.52), np.float32)
+    cand = ref.copy()
+    flips = int(np.ceil((1 - INT8.min_label_agreement) * n * 6)) + 1
+    cand.reshape(-1)[:flips] = _logit(0.48)
+    assert not validate.compare(ref, cand, INT8)["passed"]
+    cand.reshape(-1)[: flips - 2] = ref.reshape(-1)[: flips - 2]
+    assert validate.compare(ref, cand, INT8)["passed"]
+
+
+def test_non_finite_outputs_fail() -> None:
+    ref = np.zeros((2, 6), np.float32)
+    cand = ref.copy()
+    cand[0, 0] = np.nan
+    assert not validate.compare(ref, cand, validate.TOLERANCES["int8"])["passed"]
+
+
+def test_bundled_sample_is_cleaned_multilingual_tweets() -> None:
+    texts = validate.load_sample()
+    assert len(texts) == 256
+    assert not any("@user" in t for t in texts)
+    assert any("\u0600" <= ch <= "\u06ff" for t in texts for ch in t)  # Arabic script too
