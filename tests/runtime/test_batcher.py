@@ -1,0 +1,615 @@
+"""Tests for vigil.runtime.batcher.
+
+Ordering is forced with Events (a `Gate` holds `process` inside a batch), never with sleeps,
+and every wait has a generous timeout, so the tests hold on a loaded two-core CI machine.
+Nothing here asserts that anything is fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future
+
+import pytest
+
+from vigil.runtime import batcher as batcher_module
+from vigil.runtime.batcher import Batcher, BatcherConfig, BatchRecord
+from vigil.runtime.errors import BatcherClosedError, BatcherError, OverloadedError
+
+TIMEOUT = 10.0
+_names = (f"test-batcher-{i}" for i in itertools.count())
+
+
+def unique_name() -> str:
+    """A fresh dispatcher thread name, so a leak check sees only its own test's thread."""
+    return next(_names)
+
+
+def double(xs: list[int]) -> list[int]:
+    return [x * 2 for x in xs]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """Poll until `predicate` holds; fail the test rather than hang if it never does."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.001)
+
+
+def thread_alive(name: str) -> bool:
+    return any(t.name == name for t in threading.enumerate())
+
+
+class Gate:
+    """A `process` that records each batch and its thread, and blocks until released.
+
+    `entered` is set once the dispatcher is inside a call, so the test knows that batch is
+    dispatched and that later submits stay queued until `release` is set.
+    """
+
+    def __init__(self, fn: Callable[[list[int]], Sequence[int]] = double) -> None:
+        self.fn = fn
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.batches: list[list[int]] = []
+        self.threads: set[threading.Thread] = set()
+
+    def __call__(self, items: list[int]) -> Sequence[int]:
+        self.batches.append(list(items))
+        self.threads.add(threading.current_thread())
+        self.entered.set()
+        assert self.release.wait(TIMEOUT), "gate never released"
+        return self.fn(items)
+
+    @property
+    def seen(self) -> list[int]:
+        return [x for batch in self.batches for x in batch]
+
+
+def hold_first_batch(gate: Gate, batcher: Batcher[int, int]) -> Future[int]:
+    """Submit one item and wait until `process` holds it, so the next submits queue up."""
+    first = batcher.submit(0)
+    assert gate.entered.wait(TIMEOUT)
+    return first
+
+
+# --- module surface and config --------------------------------------------------------
+
+
+def test_all_lists_the_public_names() -> None:
+    assert batcher_module.__all__ == ["BatcherConfig", "BatchRecord", "Batcher"]
+    for name in batcher_module.__all__:
+        assert hasattr(batcher_module, name)
+
+
+def test_config_defaults_are_valid() -> None:
+    config = BatcherConfig()
+    assert (config.max_batch_size, config.max_wait_s) == (64, 0.002)
+    assert (config.queue_size, config.submit_timeout_s) == (4096, 0.0)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_batch_size", True),
+        ("max_batch_size", 2.0),
+        ("queue_size", "8"),
+        ("queue_size", None),
+        ("max_wait_s", False),
+        ("max_wait_s", "0.1"),
+        ("submit_timeout_s", None),
+    ],
+)
+def test_config_rejects_wrong_types(field: str, value: object) -> None:
+    with pytest.raises(TypeError, match=f"{field}.*got {value!r}"):
+        BatcherConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_batch_size", 0),
+        ("queue_size", -1),
+        ("max_wait_s", -0.001),
+        ("max_wait_s", float("inf")),
+        ("submit_timeout_s", float("nan")),
+    ],
+)
+def test_config_rejects_bad_ranges(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"{field}.*got {value!r}"):
+        BatcherConfig(**{field: value})
+
+
+def test_config_accepts_int_seconds() -> None:
+    assert BatcherConfig(max_wait_s=0, submit_timeout_s=1).submit_timeout_s == 1.0
+
+
+def test_batcher_rejects_a_non_config() -> None:
+    with pytest.raises(TypeError, match="got"):
+        Batcher(double, {"max_batch_size": 4})  # type: ignore[arg-type]
+
+
+def test_submit_rejects_a_negative_timeout() -> None:
+    with Batcher(double, name=unique_name()) as batcher:
+        with pytest.raises(ValueError, match="got -1"):
+            batcher.submit(1, timeout=-1)
+
+
+# --- rule 1: one dispatcher thread, results checked against the batch -----------------
+
+
+def test_process_always_runs_on_the_one_named_daemon_thread() -> None:
+    name = unique_name()
+    gate = Gate()
+    gate.release.set()
+    with Batcher(gate, BatcherConfig(max_batch_size=2), name=name) as batcher:
+        for i in range(20):
+            assert batcher.submit(i).result(TIMEOUT) == 2 * i
+    assert len(gate.batches) > 1
+    (thread,) = gate.threads
+    assert thread.name == name
+    assert thread.daemon
+    assert thread is not threading.main_thread()
+
+
+def test_length_mismatch_fails_the_whole_batch_naming_both_numbers() -> None:
+    gate = Gate(lambda xs: [1] * (len(xs) + 1))
+    with Batcher(gate, BatcherConfig(max_batch_size=8), name=unique_name()) as batcher:
+        first = hold_first_batch(gate, batcher)
+        rest = [batcher.submit(i) for i in (1, 2, 3)]
+        gate.release.set()
+        with pytest.raises(BatcherError, match="returned 2 results for a batch of 1"):
+            first.result(TIMEOUT)
+        for future in rest:
+            with pytest.raises(BatcherError, match="returned 4 results for a batch of 3"):
+                future.result(TIMEOUT)
+
+
+# --- rule 2: the dispatch rule ----------------------------------------------------------
+
+
+def test_dispatcher_waits_after_the_first_item_for_more() -> None:
+    # A long max_wait_s: the second item must join the first, and a full batch is sent
+    # at once rather than at the deadline (or close() would take 30 s).
+    gate = Gate()
+    gate.release.set()
+    config = BatcherConfig(max_batch_size=2, max_wait_s=30.0)
+    with Batcher(gate, config, name=unique_name()) as batcher:
+        futures = [batcher.submit(1), batcher.submit(2)]
+        assert [f.result(TIMEOUT) for f in futures] == [2, 4]
+    assert gate.batches == [[1, 2]]
+
+
+def test_close_does_not_wait_out_the_batch_deadline() -> None:
+    gate = Gate()
+    gate.release.set()
+    batcher = Batcher(gate, BatcherConfig(max_batch_size=8, max_wait_s=30.0), name=unique_name())
+    future = batcher.submit(21)
+    batcher.close()
+    assert future.result(0) == 42
+    assert gate.batches == [[21]]
+
+
+def test_backlog_forms_batches_never_larger_than_max_batch_size() -> None:
+    gate = Gate()
+    config = BatcherConfig(max_batch_size=4, max_wait_s=0)
+    with Batcher(gate, config, name=unique_name()) as batcher:
+        first = hold_first_batch(gate, batcher)
+        futures = [batcher.submit(i) for i in range(1, 11)]
+        assert batcher.queue_depth == 10
+        gate.release.set()
+        assert [f.result(TIMEOUT) for f in futures] == [2 * i for i in range(1, 11)]
+        assert first.result(TIMEOUT) == 0
+    assert gate.batches == [[0], [1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
+    assert batcher.queue_depth == 0
+
+
+# --- rule 3: cancelled requests cost no compute ------------------------------------------
+
+
+def test_cancelled_request_never_reaches_process() -> None:
+    gate = Gate()
+    with Batcher(gate, name=unique_name()) as batcher:
+        hold_first_batch(gate, batcher)
+        cancelled, kept = batcher.submit(1), batcher.submit(2)
+        assert cancelled.cancel()
+        gate.release.set()
+        assert kept.result(TIMEOUT) == 4
+    assert 1 not in gate.seen
+    assert cancelled.cancelled()
+
+
+# --- rule 4: a failing batch does not stop the dispatcher ---------------------------------
+
+
+class Boom(Exception):
+    pass
+
+
+class Interrupt(BaseException):
+    """Stands in for KeyboardInterrupt or SystemExit raised inside `process`."""
+
+
+@pytest.mark.parametrize("error_type", [Boom, Interrupt])
+def test_process_error_is_set_on_every_future_of_its_batch(error_type: type) -> None:
+    def fail_on_13(xs: list[int]) -> list[int]:
+        if 13 in xs:
+            raise error_type("bad batch")
+        return double(xs)
+
+    gate = Gate(fail_on_13)
+    with Batcher(gate, name=unique_name()) as batcher:
+        hold_first_batch(gate, batcher)
+        doomed = [batcher.submit(12), batcher.submit(13)]
+        gate.release.set()
+        errors = []
+        for future in doomed:
+            with pytest.raises(error_type, match="bad batch") as info:
+                future.result(TIMEOUT)
+            errors.append(info.value)
+        assert errors[0] is errors[1]
+        assert [batcher.submit(i).result(TIMEOUT) for i in (5, 6)] == [10, 12]
+    assert [12, 13] in gate.batches
+
+
+# --- rule 5: backpressure ----------------------------------------------------------------
+
+
+def test_full_queue_raises_overloaded_naming_size_and_timeout() -> None:
+    gate = Gate()
+    with Batcher(gate, BatcherConfig(queue_size=2), name=unique_name()) as batcher:
+        hold_first_batch(gate, batcher)
+        queued = [batcher.submit(1), batcher.submit(2)]
+        with pytest.raises(OverloadedError, match=r"\(2 requests\).*0s submit timeout"):
+            batcher.submit(3)
+        with pytest.raises(OverloadedError, match=r"0\.05s submit timeout"):
+            batcher.submit(3, timeout=0.05)
+        gate.release.set()
+        assert [f.result(TIMEOUT) for f in queued] == [2, 4]
+    assert 3 not in gate.seen
+
+
+def test_config_submit_timeout_is_the_default_wait() -> None:
+    gate = Gate()
+    config = BatcherConfig(queue_size=1, submit_timeout_s=0.05)
+    with Batcher(gate, config, name=unique_name()) as batcher:
+        hold_first_batch(gate, batcher)
+        batcher.submit(1)
+        with pytest.raises(OverloadedError, match=r"0\.05s submit timeout"):
+            batcher.submit(2)
+        gate.release.set()
+
+
+def test_blocked_submit_gets_through_once_room_frees() -> None:
+    gate = Gate()
+    with Batcher(gate, BatcherConfig(queue_size=1), name=unique_name()) as batcher:
+        hold_first_batch(gate, batcher)
+        batcher.submit(1)
+        outcome: list[int] = []
+        waiter = threading.Thread(
+            target=lambda: outcome.append(batcher.submit(2, timeout=TIMEOUT).result(TIMEOUT))
+        )
+        waiter.start()
+        gate.release.set()
+        waiter.join(TIMEOUT)
+        assert outcome == [4]
+
+
+# --- rule 6: close --------------------------------------------------------------------------
+
+
+def test_close_answers_every_accepted_request() -> None:
+    name = unique_name()
+    gate = Gate()
+    batcher = Batcher(gate, BatcherConfig(max_batch_size=3), name=name)
+    first = hold_first_batch(gate, batcher)
+    queued = [batcher.submit(i) for i in range(1, 8)]
+    batcher.close(wait=False)
+    assert batcher.closed
+    with pytest.raises(BatcherClosedError):
+        batcher.submit(99)
+    gate.release.set()
+    batcher.close()
+    assert first.result(0) == 0
+    assert [f.result(0) for f in queued] == [2 * i for i in range(1, 8)]
+    assert not thread_alive(name)
+    assert 99 not in gate.seen
+
+
+def test_close_with_cancel_pending_cancels_only_the_queue() -> None:
+    name = unique_name()
+    gate = Gate()
+    batcher = Batcher(gate, name=name)
+    first = hold_first_batch(gate, batcher)
+    queued = [batcher.submit(i) for i in range(1, 4)]
+    batcher.close(wait=False, cancel_pending=True)
+    assert all(f.cancelled() for f in queued)
+    assert batcher.queue_depth == 0
+    gate.release.set()
+    batcher.close()
+    assert first.result(0) == 0
+    assert gate.batches == [[0]]
+    with pytest.raises(CancelledError):
+        queued[0].result(0)
+    assert not thread_alive(name)
+
+
+def test_a_later_close_can_still_cancel_the_queue() -> None:
+    gate = Gate()
+    batcher = Batcher(gate, name=unique_name())
+    hold_first_batch(gate, batcher)
+    queued = batcher.submit(1)
+    batcher.close(wait=False)
+    batcher.close(wait=False, cancel_pending=True)
+    gate.release.set()
+    batcher.close()
+    assert queued.cancelled()
+    assert gate.batches == [[0]]
+
+
+def test_close_is_idempotent_and_leaks_no_thread() -> None:
+    name = unique_name()
+    batcher = Batcher(double, name=name)
+    assert thread_alive(name)
+    assert not batcher.closed
+    assert batcher.submit(4).result(TIMEOUT) == 8
+    batcher.close()
+    batcher.close()
+    batcher.close(wait=False, cancel_pending=True)
+    assert batcher.closed
+    assert not thread_alive(name)
+
+
+def test_context_manager_closes() -> None:
+    name = unique_name()
+    with Batcher(double, name=name) as batcher:
+        future = batcher.submit(3)
+    assert batcher.closed
+    assert future.result(0) == 6
+    assert not thread_alive(name)
+
+
+def test_submit_after_close_raises_closed() -> None:
+    batcher = Batcher(double, name=unique_name())
+    batcher.close()
+    with pytest.raises(BatcherClosedError, match="closed"):
+        batcher.submit(1)
+    with pytest.raises(BatcherClosedError):
+        asyncio.run(batcher.submit_async(1))
+
+
+def test_submit_blocked_on_a_full_queue_is_released_by_close() -> None:
+    gate = Gate()
+    batcher = Batcher(gate, BatcherConfig(queue_size=1), name=unique_name())
+    hold_first_batch(gate, batcher)
+    batcher.submit(1)
+    raised: list[BaseException] = []
+
+    def blocked_submit() -> None:
+        try:
+            batcher.submit(2, timeout=TIMEOUT)
+        except BaseException as exc:
+            raised.append(exc)
+
+    waiter = threading.Thread(target=blocked_submit)
+    waiter.start()
+    # Whether the waiter is already blocked or not yet, close() must make it give up
+    # with BatcherClosedError well before its own 10 s timeout.
+    batcher.close(wait=False)
+    waiter.join(TIMEOUT)
+    assert not waiter.is_alive()
+    assert [type(e) for e in raised] == [BatcherClosedError]
+    gate.release.set()
+    batcher.close()
+
+
+def test_close_from_the_dispatcher_thread_does_not_deadlock() -> None:
+    name = unique_name()
+    holder: list[Batcher[int, int]] = []
+
+    def close_on_record(record: BatchRecord) -> None:
+        holder[0].close()  # wait=True, but it must not join its own thread
+
+    batcher = Batcher(double, observer=close_on_record, name=name)
+    holder.append(batcher)
+    assert batcher.submit(1).result(TIMEOUT) == 2
+    wait_until(lambda: not thread_alive(name))
+    assert batcher.closed
+
+
+# --- rule 7: submit_async ------------------------------------------------------------------
+
+
+def test_submit_async_returns_results_and_errors() -> None:
+    def fail_on_negative(xs: list[int]) -> list[int]:
+        if any(x < 0 for x in xs):
+            raise Boom("negative")
+        return double(xs)
+
+    async def main(batcher: Batcher[int, int]) -> None:
+        assert await batcher.submit_async(5) == 10
+        with pytest.raises(Boom, match="negative"):
+            await batcher.submit_async(-1)
+
+    with Batcher(fail_on_negative, BatcherConfig(max_wait_s=0), name=unique_name()) as batcher:
+        asyncio.run(main(batcher))
+
+
+def test_cancelling_the_awaiting_task_cancels_the_request() -> None:
+    gate = Gate()
+
+    async def main(batcher: Batcher[int, int]) -> None:
+        task = asyncio.create_task(batcher.submit_async(1))
+        while batcher.queue_depth == 0:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        gate.release.set()
+        assert await batcher.submit_async(2) == 4
+
+    with Batcher(gate, name=unique_name()) as batcher:
+        hold_first_batch(gate, batcher)
+        asyncio.run(asyncio.wait_for(main(batcher), TIMEOUT))
+    assert 1 not in gate.seen
+
+
+def test_submit_async_waits_for_room_without_blocking_the_loop() -> None:
+    gate = Gate()
+
+    async def main(batcher: Batcher[int, int]) -> None:
+        with pytest.raises(OverloadedError, match=r"0\.05s submit timeout"):
+            await batcher.submit_async(2, timeout=0.05)
+        waiting = asyncio.create_task(batcher.submit_async(2, timeout=TIMEOUT))
+        await asyncio.sleep(0)
+        # Were the loop blocked by the waiting submit, this line would never run and the
+        # submit would fail with OverloadedError after 10 s.
+        gate.release.set()
+        assert await waiting == 4
+
+    with Batcher(gate, BatcherConfig(queue_size=1), name=unique_name()) as batcher:
+        hold_first_batch(gate, batcher)
+        batcher.submit(1)
+        asyncio.run(main(batcher))
+
+
+def test_cancelling_while_waiting_for_room_cancels_the_request() -> None:
+    gate = Gate()
+
+    async def main(batcher: Batcher[int, int]) -> None:
+        waiting = asyncio.create_task(batcher.submit_async(2, timeout=TIMEOUT))
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        # The worker thread still queues item 2 once there is room; it must be dropped.
+        gate.release.set()
+        assert await batcher.submit_async(3, timeout=TIMEOUT) == 6
+
+    with Batcher(gate, BatcherConfig(queue_size=1), name=unique_name()) as batcher:
+        hold_first_batch(gate, batcher)
+        batcher.submit(1)
+        asyncio.run(main(batcher))
+    assert 2 not in gate.seen
+
+
+# --- rule 8: concurrency --------------------------------------------------------------------
+
+
+def echo(items: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return list(items)
+
+
+def test_many_threads_each_get_exactly_their_own_results() -> None:
+    n_threads, per_thread = 16, 500
+    seen: list[tuple[int, int]] = []
+    sizes: list[int] = []
+
+    def process(items: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        seen.extend(items)
+        sizes.append(len(items))
+        return echo(items)
+
+    config = BatcherConfig(max_batch_size=32, submit_timeout_s=TIMEOUT)
+    results: dict[int, list[tuple[int, int]]] = {}
+    start = threading.Barrier(n_threads)
+
+    def client(tid: int) -> None:
+        start.wait(TIMEOUT)
+        futures = [batcher.submit((tid, i)) for i in range(per_thread)]
+        results[tid] = [f.result(TIMEOUT) for f in futures]
+
+    with Batcher(process, config, name=unique_name()) as batcher:
+        clients = [threading.Thread(target=client, args=(t,)) for t in range(n_threads)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join(2 * TIMEOUT)
+    for tid in range(n_threads):
+        assert results[tid] == [(tid, i) for i in range(per_thread)]
+    assert sorted(seen) == [(t, i) for t in range(n_threads) for i in range(per_thread)]
+    assert max(sizes) <= 32
+
+
+def test_many_tasks_each_get_exactly_their_own_results() -> None:
+    n = 4000
+
+    async def main(batcher: Batcher[tuple[int, int], tuple[int, int]]) -> list[tuple[int, int]]:
+        return await asyncio.gather(*(batcher.submit_async((i, -i)) for i in range(n)))
+
+    sizes: list[int] = []
+
+    def process(items: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        sizes.append(len(items))
+        return echo(items)
+
+    with Batcher(process, BatcherConfig(max_batch_size=16), name=unique_name()) as batcher:
+        assert asyncio.run(main(batcher)) == [(i, -i) for i in range(n)]
+    assert sum(sizes) == n
+    assert max(sizes) <= 16
+
+
+def test_slow_process_lets_requests_batch_together() -> None:
+    # Requests that arrive while process is busy must leave together in the next batch.
+    gate = Gate()
+    with Batcher(gate, BatcherConfig(max_batch_size=8), name=unique_name()) as batcher:
+        hold_first_batch(gate, batcher)
+        futures = [batcher.submit(i) for i in range(1, 5)]
+        gate.release.set()
+        assert [f.result(TIMEOUT) for f in futures] == [2, 4, 6, 8]
+    assert gate.batches[1] == [1, 2, 3, 4]
+    assert max(len(b) for b in gate.batches) > 1
+
+
+# --- rule 9: observer -----------------------------------------------------------------------
+
+
+def test_observer_gets_a_record_per_batch_on_the_dispatcher_thread() -> None:
+    name = unique_name()
+    records: list[tuple[str, BatchRecord]] = []
+    gate = Gate(lambda xs: [x // 0 for x in xs] if 7 in xs else double(xs))
+
+    def observer(record: BatchRecord) -> None:
+        records.append((threading.current_thread().name, record))
+
+    with Batcher(gate, BatcherConfig(max_batch_size=8), observer=observer, name=name) as batcher:
+        hold_first_batch(gate, batcher)
+        cancelled = batcher.submit(5)
+        ok = batcher.submit(6)
+        cancelled.cancel()
+        gate.release.set()
+        assert ok.result(TIMEOUT) == 12
+        with pytest.raises(ZeroDivisionError):
+            batcher.submit(7).result(TIMEOUT)
+    assert {thread for thread, _ in records} == {name}
+    first, second, third = (record for _, record in records)
+    assert (first.size, first.error) == (1, None)
+    assert (second.size, second.error) == (1, None)  # the cancelled request is not counted
+    assert len(second.queue_wait_s) == 1
+    assert isinstance(third.error, ZeroDivisionError)
+    for record in (first, second, third):
+        assert all(wait >= 0 for wait in record.queue_wait_s)
+        assert record.compute_s >= 0
+
+
+def test_observer_errors_are_logged_and_serving_continues(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken_observer(record: BatchRecord) -> None:
+        raise RuntimeError("metrics backend down")
+
+    caplog.set_level(logging.ERROR, logger="vigil.runtime.batcher")
+    name = unique_name()
+    with Batcher(double, observer=broken_observer, name=name) as batcher:
+        assert [batcher.submit(i).result(TIMEOUT) for i in range(3)] == [0, 2, 4]
+    failures = [r for r in caplog.records if "observer failed" in r.getMessage()]
+    assert len(failures) == 3
+    assert failures[0].exc_info is not None
+    assert failures[0].exc_info[0] is RuntimeError
+    assert name in failures[0].getMessage()
