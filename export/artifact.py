@@ -13,6 +13,8 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -92,28 +94,31 @@ def _build(checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file
     pad_id = int(config.pad_token_id or 0)
     tokenizer_path = work / TOKENIZER_FILE
     _save_tokenizer(checkpoint, tokenizer_path, sequence_length, pad_id)
-
-    raw = work / "_plain-fp32.onnx"
-    log.info("exporting %s to ONNX (TorchScript, opset %d)", checkpoint.source, graphs.OPSET)
-    graphs.export_fp32(checkpoint.model, raw, sequence_length)
-    log.info("fusing (fp32 and fp16), quantizing (int8), converting (fp16 standard)")
-    fusions = graphs.fuse(
-        raw,
-        work / VARIANTS["fp32"].file,
-        work / VARIANTS["fp16-fused"].file,
-        num_heads=config.num_attention_heads,
-        hidden_size=config.hidden_size,
-    )
-    graphs.quantize_int8(work / VARIANTS["fp32"].file, work / VARIANTS["int8"].file)
-    graphs.to_fp16_standard(raw, work / VARIANTS["fp16"].file)
-    raw.unlink()
-
     texts = validate.load_sample(sample_file)
     ids, mask = encode(load_tokenizer(tokenizer_path, sequence_length, pad_id), texts)
     _check_tokenizer_parity(checkpoint, texts, ids, sequence_length)
-    log.info("validating every variant against PyTorch fp32 on %d tweets", len(texts))
-    reference = validate.reference_logits(checkpoint.model, ids, mask)
-    variants = {spec.name: _variant_entry(spec, work, reference, ids, mask, fusions) for spec in VARIANTS.values()}
+
+    raw = work / "_plain-fp32.onnx"
+    with _step(f"PyTorch reference on {len(texts)} tweets, TorchScript export (opset {graphs.OPSET})"):
+        reference = validate.reference_logits(checkpoint.model, ids, mask)
+        graphs.export_fp32(checkpoint.model, raw, sequence_length)
+    checkpoint.model = None  # frees ~1 GB (full size) before the memory-hungry ONNX passes
+    with _step("BERT fusions, fp32 and fp16"):
+        fusions = graphs.fuse(
+            raw,
+            work / VARIANTS["fp32"].file,
+            work / VARIANTS["fp16-fused"].file,
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+        )
+    with _step("int8 dynamic quantization"):
+        graphs.quantize_int8(work / VARIANTS["fp32"].file, work / VARIANTS["int8"].file)
+    with _step("fp16 with standard operators"):
+        graphs.to_fp16_standard(raw, work / VARIANTS["fp16"].file)
+    raw.unlink()
+
+    with _step("validation of every variant on ONNX Runtime (CPU)"):
+        variants = {spec.name: _variant_entry(spec, work, reference, ids, mask, fusions) for spec in VARIANTS.values()}
     failed = {name: v["validation"] for name, v in variants.items() if not v["validation"]["passed"]}
     if failed:
         raise ValidationError("export refused: " + "; ".join(_describe_failure(n, r) for n, r in failed.items()))
@@ -146,6 +151,15 @@ def _build(checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file
         "versions": _versions(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+@contextmanager
+def _step(what: str) -> Iterator[None]:
+    """Log a step and how long it took: the full-size export runs for a minute or two."""
+    log.info("%s ...", what)
+    started = time.perf_counter()
+    yield
+    log.info("%s: done in %.1f s", what, time.perf_counter() - started)
 
 
 def _save_tokenizer(checkpoint: Checkpoint, path: Path, sequence_length: int, pad_id: int) -> None:
