@@ -112,3 +112,5 @@ def _print_export_summary(out: str, manifest: dict[str, Any]) -> None:
             f"labels {v['label_agreement']:.2%} agree"
             + (f"  fused {fusions}" if fusions else "")
         )
+from vigil.cli.classify import classify  # noqa: E402  (subcommands register themselves on the group)
+main.add_command(classify)

@@ -3,9 +3,24 @@
 Imports only onnxruntime, numpy, tokenizers and the standard library.
 """
 
+from .aggregate import GroupScores, aggregate
+from .batcher import BatcherConfig, BatchRecord
+from .engine import Classifier
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
 from .manifest import Manifest, Variant
 from .preprocess import clean_tweet
+from .service import Service
 
-__all__ = [*_errors_all, "Manifest", "Variant", "clean_tweet"]
+__all__ = [
+    *_errors_all,
+    "Manifest",
+    "Variant",
+    "clean_tweet",
+    "Classifier",
+    "Service",
+    "BatcherConfig",
+    "BatchRecord",
+    "aggregate",
+    "GroupScores",
+]

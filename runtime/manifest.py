@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,21 @@ class Manifest:
         if unknown:
             raise ArtifactError(f"{directory / MANIFEST_FILE} has thresholds for unknown labels {sorted(unknown)}")
         return manifest
+
+    def with_thresholds(self, thresholds: Mapping[str, float], calibration: Mapping[str, Any]) -> dict[str, Any]:
+        """The manifest to write back: `raw` with new THRESHOLDS and the CALIBRATION record.
+
+        Every other key stays as read, so a rewrite loses nothing a newer export added. The
+        result is checked as `load` checks a file (a label the artifact lacks is refused)
+        before anyone writes it.
+        """
+        raw = {
+            **self.raw,
+            "thresholds": {label: float(value) for label, value in thresholds.items()},
+            "calibration": dict(calibration),
+        }
+        Manifest.from_dict(self.directory, raw)
+        return raw
 
     def variant(self, name: str) -> Variant:
         """The named variant; ArtifactError lists the ones the artifact has."""

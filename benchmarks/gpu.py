@@ -1,0 +1,434 @@
+"""GPU benchmark: vigil on TensorRT and on CUDA (with and without CUDA graphs) against PyTorch fp16.
+
+Run it from a copy of the repository on a machine with one CUDA GPU; vigil need not be
+installed:
+
+    python benchmarks/gpu.py --out DIR      sized for under 8 minutes on one H200
+    python benchmarks/gpu.py --dry-run      on a CPU, seconds: checks the plumbing only
+
+Steps, each printed as it happens:
+
+1. Probe what the machine has: torch and CUDA, transformers, onnx, onnxruntime and its
+   providers, the TensorRT 10 libraries, vigil. Every contender ruled out is printed with
+   the reason, never dropped silently.
+2. Build a full-size random-weight stand-in in a scratch folder (reused by a rerun), and,
+   only if ONNX Runtime offers a GPU provider, its vigil artifact.
+3. For each contender that can run: agreement with PyTorch fp32 on the same device, then
+   end-to-end and model-only throughput per batch size, then batch-1 latency. Figures are
+   printed per contender and all of them are written to DIR/gpu-results.json.
+
+Contenders: PyTorch fp16 (`model.half()` on torch.cuda, same batches); vigil with
+provider "tensorrt" (variant fp16, one dynamic profile, so no CUDA graph: see
+shared/notes/GPU.md); vigil with provider "cuda" (variant fp16-fused) with CUDA graphs and
+without. Everything runs in this one process, one contender after the other.
+
+Tweets: ../shared/data/tweets where it exists (a device machine gets only the repository,
+so carry it there and pass --tweets), else the 256-tweet multilingual sample bundled with
+vigil.export, cycled as needed.
+
+--dry-run does all of it on the CPU with the tiny stand-in and tiny budgets: the GPU
+contenders are probed and reported unavailable, and two CPU stand-ins (PyTorch fp32 and
+vigil on the CPU provider) exercise the measuring code. Its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import importlib
+import importlib.util
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # run as a file: make `benchmarks` importable as a package
+
+try:
+    from benchmarks.contenders import Contender, PyTorchEager, Vigil
+    from benchmarks.machine import describe_machine, versions
+    from benchmarks.measure import Budget, batch1_latency, throughput_curves
+    from benchmarks.report import compare
+    from benchmarks.source import ensure_vigil_importable
+    from benchmarks.workload import DEFAULT_TWEETS, load_tweets
+except ImportError as exc:  # the one thing this script cannot work around
+    sys.exit(f"benchmarks/gpu.py needs numpy and tqdm in this Python ({sys.executable}): {exc}")
+
+BUNDLED_TWEETS = REPO / "export" / "data" / "validation-tweets.txt"
+VOCAB = REPO / "export" / "data" / "smaller-labse-vocab.txt"
+ACCURACY_TEXTS = 1024
+ACCURACY_BATCH = 64
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    """One GPU run; `--dry-run` shrinks everything to the tiny stand-in on the CPU."""
+
+    dry_run: bool
+    out: Path
+    scratch: Path
+    tweets: Path
+    batch_sizes: tuple[int, ...] = (1, 8, 32, 64, 128, 256, 512, 1024)
+    seconds: float = 1.0
+    max_texts: int = 65536
+    latency_seconds: float = 3.0
+    latency_requests: int = 2000
+    max_batch_size: int = 256  # vigil's default: larger batches run in chunks of 256
+
+    @classmethod
+    def dry(cls, out: Path, scratch: Path, tweets: Path) -> GpuConfig:
+        """The dry run's sizes: two batch sizes, fractions of a second each."""
+        return cls(
+            True,
+            out,
+            scratch,
+            tweets,
+            batch_sizes=(1, 32),
+            seconds=0.1,
+            max_texts=128,
+            latency_seconds=0.2,
+            latency_requests=20,
+            max_batch_size=32,
+        )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A contender of this run: how to build it, or why it cannot run here."""
+
+    name: str
+    label: str
+    build: Callable[[], Contender] | None
+    reason: str | None = None
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- 1. probe -------------------------------------------------------------------------
+
+
+def _module(name: str) -> ModuleType | str:
+    """The imported module, or why it cannot be imported."""
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # ImportError, or a library that fails while loading
+        return f"{name} cannot be imported ({type(exc).__name__}: {exc})"
+
+
+def _tensorrt_libraries() -> str | None:
+    """Load TensorRT 10 globally for ONNX Runtime's provider; None if loaded, else why not."""
+    if importlib.util.find_spec("tensorrt_libs") is not None:
+        importlib.import_module("tensorrt_libs")  # pip's TensorRT wheels load their libraries on import
+    try:
+        for library in ("libnvinfer.so.10", "libnvonnxparser.so.10"):
+            ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
+    except OSError as exc:
+        return f"TensorRT 10 libraries cannot be loaded ({exc}); pip install 'tensorrt-cu13>=10.13,<11'"
+    return None
+
+
+def probe(scratch: Path) -> dict[str, Any]:
+    """What this machine offers; for each piece, its version or why it is missing."""
+    found: dict[str, Any] = {}
+    torch = _module("torch")  # first: its CUDA libraries are then there for onnxruntime too
+    if isinstance(torch, str):
+        found["torch"] = {"missing": torch}
+    else:
+        cuda = torch.cuda.is_available()
+        found["torch"] = {
+            "version": torch.__version__,
+            "cuda": cuda,
+            "cuda_version": torch.version.cuda,
+            "device": torch.cuda.get_device_name(0) if cuda else None,
+        }
+    for name in ("transformers", "onnx"):
+        module = _module(name)
+        found[name] = {"missing": module} if isinstance(module, str) else {"version": module.__version__}
+    ort = _module("onnxruntime")
+    if isinstance(ort, str):
+        found["onnxruntime"] = {"missing": ort}
+    else:
+        if hasattr(ort, "preload_dlls"):  # onnxruntime-gpu: CUDA and cuDNN from the nvidia wheels
+            ort.preload_dlls()
+        found["onnxruntime"] = {"version": ort.__version__, "providers": ort.get_available_providers()}
+    found["tensorrt_libraries"] = {"missing": reason} if (reason := _tensorrt_libraries()) else {"loaded": True}
+    found["vigil"] = {"from_checkout": ensure_vigil_importable(scratch / "source")}
+    runtime = _module("vigil.runtime")
+    if isinstance(runtime, str):
+        found["vigil"]["missing"] = runtime
+    return found
+
+
+def _missing(found: dict[str, Any], *names: str) -> str | None:
+    reasons = [found[name]["missing"] for name in names if "missing" in found[name]]
+    return "; ".join(reasons) or None
+
+
+def _provider_reason(found: dict[str, Any], provider: str) -> str | None:
+    """Why vigil cannot use PROVIDER ("TensorrtExecutionProvider", ...) here, or None."""
+    missing = _missing(found, "vigil", "onnxruntime")
+    if missing:
+        return missing
+    ort = found["onnxruntime"]
+    if provider not in ort["providers"]:
+        return (
+            f"onnxruntime {ort['version']} here offers {ort['providers']}, not {provider}: "
+            "vigil's GPU path needs onnxruntime-gpu (CUDA 13 build)"
+        )
+    if provider == "TensorrtExecutionProvider":
+        return _missing(found, "tensorrt_libraries")
+    return None
+
+
+def print_probe(found: dict[str, Any]) -> None:
+    say("== what this machine has")
+    for name, facts in found.items():
+        say(f"  {name:<20} " + ", ".join(f"{key}={value}" for key, value in facts.items()))
+
+
+# --- 2. the models ------------------------------------------------------------------------
+
+
+def _standin_module() -> ModuleType:
+    """vigil.export.standin, or the same file loaded alone where vigil.export cannot import
+    (it needs only torch and transformers)."""
+    try:
+        return importlib.import_module("vigil.export.standin")
+    except ImportError:
+        spec = importlib.util.spec_from_file_location("vigil_standin", REPO / "export" / "standin.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+def build_checkpoint(scratch: Path, size: str) -> Path:
+    """The random-weight stand-in of SIZE ("full" or "tiny"), built once per scratch folder."""
+    out = scratch / f"standin-{size}"
+    if out.is_dir():
+        return out
+    standin = _standin_module()
+    partial = scratch / f".standin-{size}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    say(f"== building the {size} random-weight stand-in in {out}")
+    standin.write_standin(partial, size=standin.FULL if size == "full" else standin.TINY, vocab_file=VOCAB)
+    partial.rename(out)
+    return out
+
+
+def build_artifact(checkpoint: Path, scratch: Path) -> Path:
+    """vigil's artifact of CHECKPOINT, exported once per scratch folder (minutes at full size)."""
+    from vigil.export.artifact import export_artifact
+
+    out = scratch / f"artifact-{checkpoint.name}"
+    if not out.is_dir():
+        say(f"== exporting {checkpoint} to {out}")
+        export_artifact(out, str(checkpoint))
+    return out
+
+
+# --- 3. contenders and measurements -------------------------------------------------------
+
+
+def plan(config: GpuConfig, found: dict[str, Any], checkpoint: Path | str, artifact: Path | str | None) -> list[Entry]:
+    """Every contender of this run. CHECKPOINT and ARTIFACT are paths, or (str) the reason
+    there is none; ARTIFACT is None before it is built, to ask which contenders need it."""
+    torch_missing = _missing(found, "torch", "transformers")
+    no_gpu = torch_missing or (None if found["torch"]["cuda"] else "torch sees no CUDA GPU")
+    trt = _provider_reason(found, "TensorrtExecutionProvider")
+    cuda = _provider_reason(found, "CUDAExecutionProvider")
+    pytorch = partial(PyTorchEager, str(checkpoint))
+    vigil = partial(Vigil, str(artifact), max_batch_size=config.max_batch_size)
+    entries = [
+        _entry("pytorch-fp16", "PyTorch fp16 (torch.cuda)", no_gpu, checkpoint,
+               partial(pytorch, device="cuda", half=True)),
+        _entry("vigil-tensorrt", "vigil TensorRT fp16", trt, artifact, partial(vigil, provider="tensorrt")),
+        _entry("vigil-cuda-graphs", "vigil CUDA fp16-fused, CUDA graphs", cuda, artifact,
+               partial(vigil, provider="cuda", cuda_graphs=True)),
+        _entry("vigil-cuda", "vigil CUDA fp16-fused, no graphs", cuda, artifact,
+               partial(vigil, provider="cuda", cuda_graphs=False)),
+    ]  # fmt: skip
+    if config.dry_run:
+        vigil_missing = _missing(found, "vigil", "onnxruntime")
+        entries += [
+            _entry("pytorch-cpu", "PyTorch fp32 on the CPU (dry run)", torch_missing, checkpoint, pytorch),
+            _entry("vigil-cpu", "vigil fp32 on the CPU (dry run)", vigil_missing, artifact,
+                   partial(vigil, provider="cpu", variant="fp32")),
+        ]  # fmt: skip
+    return entries
+
+
+def _entry(
+    name: str, label: str, reason: str | None, needed: Path | str | None, build: Callable[[], Contender]
+) -> Entry:
+    if reason is None and isinstance(needed, str):
+        reason = needed
+    return Entry(name, label, None if reason else build, reason)
+
+
+def reference(checkpoint: Path, texts: list[str], device: str) -> Any:
+    """PyTorch fp32 probabilities on the accuracy subset, on DEVICE."""
+    contender = PyTorchEager(str(checkpoint), device=device)
+    contender.load()
+    probabilities = contender.predict(texts, ACCURACY_BATCH).probabilities
+    del contender
+    gc.collect()
+    return probabilities
+
+
+def measure(entry: Entry, texts: list[str], ref: Any, config: GpuConfig) -> dict[str, Any]:
+    """Load ENTRY's contender, then accuracy, throughput and latency; print each figure."""
+    contender = entry.build()
+    started = time.perf_counter()
+    contender.load()
+    result: dict[str, Any] = {"status": "ok", "load_s": round(time.perf_counter() - started, 2)}
+    result["versions"] = contender.versions()
+    subset = texts[: len(ref)]
+    started = time.perf_counter()
+    probabilities = contender.predict(subset, ACCURACY_BATCH).probabilities  # also the warm-up
+    rate = len(subset) / (time.perf_counter() - started)
+    result["accuracy"] = compare(ref, probabilities)
+    budget = Budget(config.seconds, config.max_texts)
+    result["throughput"] = throughput_curves(entry.name, contender, texts, config.batch_sizes, budget, rate)
+    latency_budget = Budget(config.latency_seconds, config.latency_requests)
+    result["latency"] = batch1_latency(entry.name, contender, texts, latency_budget, warmup=20)
+    print_result(entry, result)
+    return result
+
+
+def print_result(entry: Entry, result: dict[str, Any]) -> None:
+    say(f"== {entry.name}: {entry.label} (load {result['load_s']} s; {result['versions']})")
+    model_only = {p["batch_size"]: p["texts_per_s"] for p in result["throughput"]["model_only"]}
+    say(f"  {'batch':>6} {'end-to-end texts/s':>20} {'model-only texts/s':>20}")
+    for point in result["throughput"]["end_to_end"]:
+        b = point["batch_size"]
+        only = f"{model_only[b]:,.1f}" if b in model_only else "-"
+        say(f"  {b:>6} {point['texts_per_s']:>20,.1f} {only:>20}")
+    latency = result["latency"]
+    percentiles = ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")
+    figures = "  ".join(f"{key.removesuffix('_ms')} {latency[key]:.3f}" for key in percentiles)
+    say(f"  batch-1 latency ms: {figures}  (n={latency['n']})")
+    accuracy = result["accuracy"]
+    agreement, difference = accuracy["label_agreement"], accuracy["max_abs_prob_diff"]
+    say(f"  vs PyTorch fp32: labels {agreement:.2%} agree, max |dp| {difference:.1e}")
+
+
+def run(config: GpuConfig) -> dict[str, Any]:
+    """Probe, build, measure; the results dictionary (also written to the output folder)."""
+    started = time.perf_counter()
+    config.scratch.mkdir(parents=True, exist_ok=True)
+    found = probe(config.scratch)
+    print_probe(found)
+    device = "cpu" if config.dry_run else "cuda"
+    checkpoint = _attempt(
+        "stand-in",
+        lambda: build_checkpoint(config.scratch, "tiny" if config.dry_run else "full"),
+        _missing(found, "torch", "transformers"),
+    )
+    wants_artifact = any(e.build for e in plan(config, found, checkpoint, None) if e.name.startswith("vigil-"))
+    artifact = _attempt(
+        "artifact",
+        lambda: build_artifact(checkpoint, config.scratch),
+        None if wants_artifact else "no vigil contender can run here, so no artifact was built",
+    )
+    entries = plan(config, found, checkpoint, artifact)
+    tweets = load_tweets(config.tweets).texts
+    ref = _attempt(
+        "PyTorch fp32 reference",
+        lambda: reference(checkpoint, list(tweets[:ACCURACY_TEXTS]), device),
+        _missing(found, "torch", "transformers") or (None if isinstance(checkpoint, Path) else checkpoint),
+    )
+    contenders: dict[str, Any] = {}
+    for entry in entries:
+        if entry.build is None or isinstance(ref, str):
+            reason = entry.reason or f"no reference to compare with: {ref}"
+            say(f"== {entry.name}: NOT RUN: {reason}")
+            contenders[entry.name] = {"label": entry.label, "status": "skipped", "reason": reason}
+            continue
+        try:
+            contenders[entry.name] = {"label": entry.label, **measure(entry, list(tweets), ref, config)}
+        except Exception as exc:  # one contender failing must not cost the others their figures
+            say(f"== {entry.name}: FAILED: {type(exc).__name__}: {exc}")
+            contenders[entry.name] = {
+                "label": entry.label,
+                "status": "failed",
+                "reason": f"{type(exc).__name__}: {exc}",
+            }
+        gc.collect()
+    return {
+        "dry_run": config.dry_run,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": describe_machine(),
+        "probe": found,
+        "versions": versions(
+            ("vigil", "torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt-cu13")
+        ),
+        "config": json.loads(json.dumps(asdict(config), default=str)),
+        "tweets": {"source": str(config.tweets), "count": len(tweets)},
+        "contenders": contenders,
+    }
+
+
+def _attempt(what: str, step: Callable[[], Any], reason: str | None) -> Any:
+    """STEP's result, or the reason it was not (or could not be) done, as a str."""
+    if reason:
+        say(f"== {what}: not built: {reason}")
+        return reason
+    try:
+        return step()
+    except Exception as exc:
+        say(f"== {what}: FAILED: {type(exc).__name__}: {exc}")
+        return f"{what} failed: {type(exc).__name__}: {exc}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="results folder [default: benchmarks/results/gpu, or gpu-dry-run]")
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "vigil-gpu-bench",
+        help="stand-in, artifact and TensorRT engines, reused by a rerun [default: %(default)s]",
+    )
+    parser.add_argument(
+        "--tweets",
+        type=Path,
+        help="folder of .txt files, one tweet a line "
+        "[default: ../shared/data/tweets, else the sample bundled with vigil.export]",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="tiny stand-in on the CPU: checks the plumbing only")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("vigil").setLevel(logging.INFO)  # export steps and provider placement
+    tweets = args.tweets or (DEFAULT_TWEETS if DEFAULT_TWEETS.is_dir() else BUNDLED_TWEETS)
+    out = args.out or REPO / "benchmarks" / "results" / ("gpu-dry-run" if args.dry_run else "gpu")
+    if args.dry_run:
+        config = GpuConfig.dry(out, args.scratch, tweets)
+        say("DRY RUN on the CPU with the tiny stand-in: the figures below mean nothing")
+    else:
+        config = GpuConfig(False, out, args.scratch, tweets)
+    results = run(config)
+    config.out.mkdir(parents=True, exist_ok=True)
+    path = config.out / "gpu-results.json"
+    path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    ran = [name for name, entry in results["contenders"].items() if entry["status"] == "ok"]
+    say(f"== done in {results['seconds']} s; measured {ran or 'nothing'}; wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

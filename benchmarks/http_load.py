@@ -1,0 +1,330 @@
+"""`python -m benchmarks.http_load ARTIFACT`: what HTTP costs on top of vigil's Service.
+
+Closed-loop load at several concurrency levels: N clients, each sending its next tweet as
+soon as its last one is answered, for a fixed time (or request count) per level. The
+same levels run twice:
+
+1. **HTTP**: async httpx clients in this process against `vigil serve` in another one (a
+   subprocess this script starts on loopback, or a running server given with --url),
+   one single-tweet POST /v1/classify per request over keep-alive connections.
+2. **Service**: the same artifact and batcher settings in this process, through
+   `vigil.runtime.Service` directly (`service_load.closed_loop`), without HTTP.
+
+The difference is the price of HTTP: parsing, JSON, the event loop and the loopback hop.
+On a small machine the client competes with the server for cores, so the HTTP figures
+are a lower bound; the Service figures have no such competitor. Batch sizes, queue waits
+and model time of the HTTP run come from the server's /metrics (differences across each
+level), so both runs report them alike.
+
+Writes the results as JSON (--out) and prints a Markdown table; --quick runs for seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from .machine import describe_machine, versions
+from .measure import Budget, summarize_ms
+from .service_load import closed_loop
+from .workload import DEFAULT_TWEETS, load_tweets, take
+
+__all__ = ["http_closed_loop", "serving", "run", "markdown", "command"]
+
+_VERSIONS = ("vigil", "numpy", "onnxruntime", "fastapi", "uvicorn", "httpx")
+_START_TIMEOUT_S = 120.0  # a GPU server builds its engines before it listens
+
+
+async def http_closed_loop(url: str, texts: Sequence[str], clients: int, budget: Budget) -> dict[str, Any]:
+    """CLIENTS async clients, each POSTing one tweet at a time to URL, until BUDGET is spent."""
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as client:
+        # One untimed request per client opens its connection off the clock.
+        await asyncio.gather(*(client.post("/v1/classify", json={"text": text}) for text in take(texts, 0, clients)))
+        before = await _batch_totals(client)
+        latencies: list[float] = []
+        errors = 0
+        issued = iter(range(budget.max_items))
+        deadline = time.perf_counter() + budget.seconds
+
+        async def one_client() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline and (i := next(issued, None)) is not None:
+                started = time.perf_counter()
+                response = await client.post("/v1/classify", json={"text": texts[i % len(texts)]})
+                if response.status_code == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+        server_side = _batch_figures(before, await _batch_totals(client))
+    return {
+        "clients": clients,
+        "completed": len(latencies),
+        "errors": errors,
+        "seconds": round(elapsed, 3),
+        "achieved_rate": len(latencies) / elapsed,
+        "latency": summarize_ms(latencies),
+        **server_side,
+    }
+
+
+async def _batch_totals(client: httpx.AsyncClient) -> dict[str, float]:
+    """Counts and sums of the server's batch histograms, read from /metrics."""
+    response = await client.get("/metrics")
+    response.raise_for_status()
+    totals = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name.endswith(("_count", "_sum")) and sample.name.startswith(
+                ("vigil_batch_size", "vigil_queue_wait_seconds", "vigil_inference_seconds")
+            ):
+                totals[sample.name] = sample.value
+    return totals
+
+
+def _batch_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """Means over one level: batch size, queue wait per text, model time per batch."""
+
+    def mean(name: str, scale: float = 1.0) -> float | None:
+        count = after[f"{name}_count"] - before[f"{name}_count"]
+        return scale * (after[f"{name}_sum"] - before[f"{name}_sum"]) / count if count else None
+
+    return {
+        "mean_batch_size": mean("vigil_batch_size"),
+        "queue_wait_mean_ms": mean("vigil_queue_wait_seconds", 1000.0),
+        "compute_per_batch_mean_ms": mean("vigil_inference_seconds", 1000.0),
+    }
+
+
+@contextmanager
+def serving(artifact: Path, server_options: Sequence[str], log: Path) -> Iterator[str]:
+    """Run `vigil serve ARTIFACT` on a free loopback port; yield its URL once ready.
+
+    The server's log goes to LOG (a pipe would fill up with access-log lines and stall it).
+    On exit the server gets SIGTERM, its graceful shutdown.
+    """
+    launcher = "from vigil.cli.serve import serve; serve()"
+    command = [sys.executable, "-c", launcher, str(artifact), "--port", "0", *server_options]
+    with log.open("w") as log_file:
+        process = subprocess.Popen(command, stderr=log_file, stdout=log_file)
+    try:
+        url = _wait_until_ready(process, log)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], log: Path) -> str:
+    """The server's URL, read from its log, once /readyz answers 200."""
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    url = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise click.ClickException(f"the server exited with {process.returncode}:\n{log.read_text()}")
+        if url is None and (match := re.search(r"Uvicorn running on (http://\S+)", log.read_text())):
+            url = match.group(1)
+        if url is not None and _ready(url):
+            return url
+        time.sleep(0.05)
+    raise click.ClickException(f"the server was not ready within {_START_TIMEOUT_S:g} s:\n{log.read_text()}")
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=5.0).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def run(
+    artifact: Path,
+    *,
+    levels: Sequence[int],
+    budget: Budget,
+    tweets: Path,
+    tweet_limit: int | None,
+    batcher: dict[str, Any],
+    provider: str,
+    variant: str | None,
+    url: str | None,
+) -> dict[str, Any]:
+    """Both closed loops at every level; the results dictionary."""
+    from vigil.runtime import BatcherConfig, Classifier
+
+    texts = load_tweets(tweets, tweet_limit).texts
+    config = BatcherConfig(**batcher)
+    with tempfile.TemporaryDirectory(prefix="vigil-http-load-") as tmp:
+        with _server(url, artifact, _server_options(config, provider, variant), Path(tmp) / "server.log") as target:
+            model = httpx.post(f"{target}/v1/classify", json={"text": texts[0]}, timeout=60.0).json()["model"]
+            http = [asyncio.run(http_closed_loop(target, texts, clients, budget)) for clients in levels]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a stand-in's warning; `model.random_weights` records it
+        classifier = Classifier.open(artifact, provider=provider, variant=variant, max_batch_size=config.max_batch_size)
+    with classifier:
+        service = [closed_loop(classifier, config, texts, clients, budget) for clients in levels]
+    return {
+        "schema_version": 1,
+        "artifact": str(artifact),
+        "server": url or "started by this script on loopback",
+        "model": model,
+        "batcher": {**batcher, "max_batch_size": config.max_batch_size, "max_wait_s": config.max_wait_s},
+        "budget": {"seconds_per_level": budget.seconds, "max_requests_per_level": budget.max_items},
+        "tweets": {"source": str(tweets), "count": len(texts)},
+        "machine": describe_machine(),
+        "versions": versions(_VERSIONS),
+        "http": http,
+        "service": service,
+    }
+
+
+@contextmanager
+def _server(url: str | None, artifact: Path, options: list[str], log: Path) -> Iterator[str]:
+    """The given server's URL, or a server of our own for the with-block."""
+    if url is not None:
+        yield url.rstrip("/")
+        return
+    with serving(artifact, options, log) as started:
+        yield started
+
+
+def _server_options(config: Any, provider: str, variant: str | None) -> list[str]:
+    """`vigil serve` options that give the server the same model and batcher as the Service run."""
+    options = [
+        "--provider",
+        provider,
+        "--max-batch-size",
+        str(config.max_batch_size),
+        "--max-wait-ms",
+        str(config.max_wait_s * 1000),
+        "--queue-size",
+        str(config.queue_size),
+    ]
+    return options + (["--variant", variant] if variant else [])
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """One row per level: HTTP and Service throughput and latency, and what HTTP adds at p50."""
+    columns = ("p50", "p90", "p99", "max")
+    header = (
+        "| clients | HTTP req/s | "
+        + " | ".join(f"HTTP {c} ms" for c in columns)
+        + " | Service req/s | "
+        + " | ".join(f"Service {c} ms" for c in columns)
+        + " | HTTP cost p50 ms |"
+    )
+    lines = [header, "|" + "---:|" * (4 + 2 * len(columns))]
+    for http, service in zip(results["http"], results["service"]):
+        cells = [str(http["clients"]), f"{http['achieved_rate']:.0f}"]
+        cells += [_ms(http["latency"], c) for c in columns]
+        cells += [f"{service['achieved_rate']:.0f}"] + [_ms(service["latency"], c) for c in columns]
+        cost = http["latency"].get("p50_ms", 0.0) - service["latency"].get("p50_ms", 0.0)
+        lines.append("| " + " | ".join([*cells, f"{cost:.2f}"]) + " |")
+    model = results["model"]
+    stand_in = " (RANDOM-WEIGHT stand-in)" if model["random_weights"] else ""
+    note = f"{model['variant']} on {model['provider']}{stand_in}"
+    return "\n".join([*lines, "", note])
+
+
+def _ms(latency: dict[str, float], column: str) -> str:
+    value = latency.get(f"{column}_ms")
+    return "-" if value is None else f"{value:.2f}"
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--url", help="Load this running server (serving ARTIFACT, no API key) instead of starting one.")
+@click.option("--concurrency", default="1,4,16,64", show_default=True, help="Comma-separated client counts.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds per level and mode.",
+)
+@click.option(
+    "--requests",
+    "max_requests",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    help="At most this many requests per level and mode.",
+)
+@click.option(
+    "--tweets",
+    type=click.Path(exists=True, path_type=Path),
+    default=DEFAULT_TWEETS,
+    show_default=True,
+    help="Folder of .txt files (one tweet a line), or one such file.",
+)
+@click.option("--provider", default="cpu", show_default=True)
+@click.option("--variant", help="Artifact variant (default: the provider's natural one).")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=2.0, show_default=True)
+@click.option("--queue-size", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("http_load.json"),
+    show_default=True,
+    help="Where the JSON results go.",
+)
+@click.option("--quick", is_flag=True, help="Seconds, not minutes: 1 and 4 clients, 0.5 s each, 2,000 tweets.")
+def command(
+    artifact: Path,
+    url: str | None,
+    concurrency: str,
+    duration: float,
+    max_requests: int,
+    tweets: Path,
+    provider: str,
+    variant: str | None,
+    max_batch_size: int,
+    max_wait_ms: float,
+    queue_size: int,
+    out: Path,
+    quick: bool,
+) -> None:
+    """Closed-loop load over HTTP and through the Service directly, at each concurrency level."""
+    levels = [1, 4] if quick else [int(level) for level in concurrency.split(",")]
+    results = run(
+        artifact,
+        levels=levels,
+        budget=Budget(seconds=0.5 if quick else duration, max_items=max_requests),
+        tweets=tweets,
+        tweet_limit=2000 if quick else None,
+        batcher={"max_batch_size": max_batch_size, "max_wait_s": max_wait_ms / 1000, "queue_size": queue_size},
+        provider=provider,
+        variant=variant,
+        url=url,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    click.echo(markdown(results))
+    click.echo(f"\nresults: {out}", err=True)
+
+
+if __name__ == "__main__":
+    command()

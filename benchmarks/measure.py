@@ -1,0 +1,161 @@
+"""Timing rules shared by every measurement, on the CPU run and in the GPU script alike.
+
+Standard library, numpy and tqdm only: these run in the Optimum environment and on the GPU
+machine too, where vigil may not be installed.
+
+- **Throughput.** One point scores a stream of texts in batches of one size and divides
+  texts by wall time. The stream is sized from the rate seen so far to last about
+  `Budget.seconds`, but is never shorter than one batch nor longer than `Budget.max_items`:
+  on two cores a batch of 1024 takes most of a minute, so large batches get one repetition
+  while small ones get hundreds. The stream is scored in one call, so a contender that
+  overlaps tokenization with inference (vigil) gets to do so.
+- **Model only.** The same, on batches tokenized before the clock starts. Contenders that
+  tokenize and then run the model one batch after the other time the model inside the
+  end-to-end pass instead (`Scored.model_seconds`), which is the same measurement at half
+  the cost.
+- **Latency.** Single texts one after another, each timed alone, after a warm-up, until
+  the time or count budget is spent. Percentiles come with their sample count: a p99.9 of
+  300 samples is the maximum and is reported as what it is.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from .contenders import Contender
+from .workload import take
+
+__all__ = [
+    "Budget",
+    "PERCENTILES",
+    "planned_batches",
+    "throughput_point",
+    "time_calls",
+    "summarize_ms",
+    "throughput_curves",
+    "batch1_latency",
+]
+
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much one measurement may take: about `seconds`, and at most `max_items` items."""
+
+    seconds: float
+    max_items: int
+
+    def __post_init__(self) -> None:
+        if not self.seconds > 0:
+            raise ValueError(f"seconds must be > 0, got {self.seconds!r}")
+        if self.max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {self.max_items!r}")
+
+
+def planned_batches(batch_size: int, rate: float, budget: Budget) -> int:
+    """Batches that fill BUDGET at RATE items/s: at least one, at most `max_items` worth."""
+    wanted = math.ceil(rate * budget.seconds / batch_size)
+    cap = max(1, budget.max_items // batch_size)
+    return max(1, min(wanted, cap))
+
+
+def throughput_point(batch_size: int, texts: int, seconds: float) -> dict[str, float]:
+    """One point of a throughput curve, as it goes into the results JSON."""
+    return {"batch_size": batch_size, "texts": texts, "seconds": round(seconds, 4), "texts_per_s": texts / seconds}
+
+
+def time_calls(
+    call: Callable[[int], object],
+    budget: Budget,
+    *,
+    warmup: int,
+    progress: Callable[[int], object] | None = None,
+) -> list[float]:
+    """Seconds taken by call(0), call(1), ... after WARMUP untimed calls, until BUDGET is spent.
+
+    At least one call is timed. PROGRESS, if given, is called with 1 after each timed call.
+    """
+    for i in range(warmup):
+        call(i)
+    samples: list[float] = []
+    started = time.perf_counter()
+    while not samples or (len(samples) < budget.max_items and time.perf_counter() - started < budget.seconds):
+        t0 = time.perf_counter()
+        call(warmup + len(samples))
+        samples.append(time.perf_counter() - t0)
+        if progress is not None:
+            progress(1)
+    return samples
+
+
+def summarize_ms(samples_s: Sequence[float]) -> dict[str, float]:
+    """Count, mean, percentiles and maximum of durations, in milliseconds."""
+    ms = np.asarray(samples_s, dtype=np.float64) * 1000.0
+    if ms.size == 0:
+        return {"n": 0}
+    summary = {"n": int(ms.size), "mean_ms": float(ms.mean())}
+    for p in PERCENTILES:
+        summary[f"p{p:g}_ms"] = float(np.percentile(ms, p))
+    summary["max_ms"] = float(ms.max())
+    return summary
+
+
+def throughput_curves(
+    name: str, contender: Contender, texts: Sequence[str], batch_sizes: Sequence[int], budget: Budget, rate: float
+) -> dict[str, list[dict[str, float]]]:
+    """End-to-end and model-only points for each batch size; RATE (texts/s) sizes the first."""
+    curves: dict[str, list[dict[str, float]]] = {"end_to_end": [], "model_only": []}
+    rates = {"end_to_end": rate, "model_only": rate}
+    offset = 0
+    passes = 2 if contender.separate_model_pass else 1
+    with tqdm(total=len(batch_sizes) * passes, desc=f"{name}: throughput", unit="point", leave=False) as bar:
+        for batch_size in batch_sizes:
+            count = planned_batches(batch_size, rates["end_to_end"], budget) * batch_size
+            chunk = take(texts, offset, count)
+            offset += count
+            started = time.perf_counter()
+            scored = contender.predict(chunk, batch_size)
+            _add(curves, rates, "end_to_end", throughput_point(batch_size, count, time.perf_counter() - started))
+            if scored.model_seconds is not None:
+                _add(curves, rates, "model_only", throughput_point(batch_size, count, scored.model_seconds))
+            bar.update()
+            if contender.separate_model_pass:
+                count = planned_batches(batch_size, rates["model_only"], budget) * batch_size
+                _add(curves, rates, "model_only", _model_only(contender, take(texts, offset, count), batch_size))
+                offset += count
+                bar.update()
+    return curves
+
+
+def _add(curves: dict[str, list], rates: dict[str, float], mode: str, point: dict[str, float]) -> None:
+    """Record POINT; its rate sizes the next point of the same mode."""
+    curves[mode].append(point)
+    rates[mode] = point["texts_per_s"]
+
+
+def _model_only(contender: Contender, texts: list[str], batch_size: int) -> dict[str, float]:
+    """Throughput of the model alone, on batches encoded before the clock starts."""
+    batches = [contender.encode(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+    started = time.perf_counter()
+    for inputs in batches:
+        contender.infer(inputs)
+    return throughput_point(batch_size, len(texts), time.perf_counter() - started)
+
+
+def batch1_latency(
+    name: str, contender: Contender, texts: Sequence[str], budget: Budget, warmup: int
+) -> dict[str, Any]:
+    """End-to-end latency of single texts after WARMUP, with the samples (ms) for plots."""
+    with tqdm(total=budget.max_items, desc=f"{name}: batch-1 latency", unit="req", leave=False) as bar:
+        samples = time_calls(
+            lambda i: contender.predict([texts[i % len(texts)]], 1), budget, warmup=warmup, progress=bar.update
+        )
+    return {**summarize_ms(samples), "samples_ms": [round(s * 1000, 3) for s in samples]}

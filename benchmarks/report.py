@@ -1,0 +1,288 @@
+"""From the workers' results to what a reader takes away: accuracy, targets, Markdown.
+
+Everything here reads the results dictionary that `run.py` assembles (and writes as
+results.json), so a report can be rebuilt from a saved JSON without measuring again.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["THRESHOLD", "compare", "Target", "targets", "targets_json", "markdown", "format_target"]
+
+THRESHOLD = 0.5
+REFERENCE = "pytorch"
+BASELINES = ("pipeline", "pytorch", "onnxruntime", "optimum")
+_OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le}
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
+    """Label agreement at 0.5 and probability differences of CANDIDATE against REFERENCE."""
+    if reference.shape != candidate.shape:
+        raise ValueError(f"probabilities of shape {candidate.shape} cannot be compared with {reference.shape}")
+    flips = (reference >= THRESHOLD) != (candidate >= THRESHOLD)
+    difference = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
+    return {
+        "texts": int(reference.shape[0]),
+        "decisions": int(flips.size),
+        "label_agreement": float(1.0 - flips.mean()),
+        "label_flips": int(flips.sum()),
+        "max_abs_prob_diff": float(difference.max()),
+        "mean_abs_prob_diff": float(difference.mean()),
+    }
+
+
+@dataclass(frozen=True)
+class Target:
+    """One goal of the issue, as a ratio (or a fraction) that was met, missed or not measured."""
+
+    name: str
+    op: str
+    goal: float
+    value: float | None
+    detail: str
+    percent: bool = False
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.value is None else _OPS[self.op](self.value, self.goal)
+
+
+def _curve(results: dict[str, Any], name: str, mode: str = "end_to_end") -> dict[int, float]:
+    """Texts/s by batch size of one contender and mode; empty if it did not run."""
+    points = results["contenders"].get(name, {}).get("throughput", {}).get(mode, [])
+    return {point["batch_size"]: point["texts_per_s"] for point in points}
+
+
+def _target(name: str, op: str, goal: float, value: float | None, detail: str, *, percent: bool = False) -> Target:
+    return Target(name, op, goal, value, detail if value is not None else "not measured", percent)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return None if numerator is None or not denominator else numerator / denominator
+
+
+def _worst_ratio(name: str, goal: float, numerator: dict[int, float], denominator: dict[int, float]) -> Target:
+    """NUMERATOR / DENOMINATOR at the batch size where it is smallest, which must reach GOAL."""
+    common = sorted(set(numerator) & set(denominator))
+    worst = min(common, key=lambda b: numerator[b] / denominator[b], default=None)
+    value = None if worst is None else numerator[worst] / denominator[worst]
+    return _target(name, ">=", goal, value, f"worst at batch {worst} of {common}")
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    """The issue's targets, computed from RESULTS."""
+    return [*_overhead_targets(results), *_card_targets(results), *_baseline_targets(results), _service_target(results)]
+
+
+def _overhead_targets(results: dict[str, Any]) -> list[Target]:
+    """Cleaning and tokenizing cost vigil little: end to end against its own model only."""
+    return [
+        _worst_ratio(f"{name} end to end / its model only", 0.9, _curve(results, name), model_only)
+        for name in results["contenders"]
+        if name.startswith("vigil-") and (model_only := _curve(results, name, "model_only"))
+    ]
+
+
+def _card_targets(results: dict[str, Any]) -> list[Target]:
+    """vigil int8 against the model card's pipeline: throughput, latency, same labels."""
+    contenders = results["contenders"]
+    int8, pipeline = contenders.get("vigil-int8", {}), contenders.get("pipeline", {})
+    at64 = _ratio(_curve(results, "vigil-int8").get(64), _curve(results, "pipeline").get(64))
+    p50 = _ratio(int8.get("latency", {}).get("p50_ms"), pipeline.get("latency", {}).get("p50_ms"))
+    agreement = int8.get("accuracy", {}).get("label_agreement")
+    return [
+        _target("vigil-int8 / card pipeline, end to end at batch 64", ">=", 3.0, at64, "batch 64"),
+        _target("vigil-int8 / card pipeline, batch-1 p50 latency", "<=", 0.25, p50, "p50 against p50"),
+        _target("vigil-int8 label agreement with PyTorch fp32", ">=", 0.99, agreement, "at 0.5", percent=True),
+    ]
+
+
+def _baseline_targets(results: dict[str, Any]) -> list[Target]:
+    """vigil fp32 end to end faster than every baseline at every batch size."""
+    fp32 = _curve(results, "vigil-fp32")
+    return [
+        _worst_ratio(f"vigil-fp32 / {baseline}, end to end at every batch size", 1.0, fp32, _curve(results, baseline))
+        for baseline in BASELINES
+    ]
+
+
+def _service_target(results: dict[str, Any]) -> Target:
+    """The dynamic batcher keeps up with offline batching: 16 clients against batch 32."""
+    service = results.get("service") or {}
+    variant = f"vigil-{service.get('variant')}"
+    at16 = next((run["achieved_rate"] for run in service.get("closed_loop", []) if run["clients"] == 16), None)
+    value = _ratio(at16, _curve(results, variant).get(32))
+    return _target(f"Service, 16 clients / offline batch 32 ({variant})", ">=", 0.9, value, "closed loop, end to end")
+
+
+def format_target(target: Target) -> str:
+    """One line: verdict, name, value against goal."""
+    verdict = {True: "met", False: "MISSED", None: "n/a"}[target.met]
+    goal = f"{target.goal:.0%}" if target.percent else f"{target.goal:g}x"
+    if target.value is None:
+        value = "-"
+    else:
+        value = f"{target.value:.2%}" if target.percent else f"{target.value:.2f}x"
+    return f"{verdict:<6} {target.name}: {value} (goal {target.op} {goal}; {target.detail})"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _throughput_table(results: dict[str, Any], mode: str) -> str:
+    sizes = results["config"]["batch_sizes"]
+    rows = [
+        [entry["label"], *(_number(_curve(results, name, mode).get(size)) for size in sizes)]
+        for name, entry in results["contenders"].items()
+        if _curve(results, name, mode)
+    ]
+    return _table(["contender", *(f"b={size}" for size in sizes)], rows)
+
+
+def _latency_table(results: dict[str, Any]) -> str:
+    columns = ("n", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")
+    rows = []
+    for entry in results["contenders"].values():
+        latency = entry.get("latency")
+        if latency:
+            rows.append([entry["label"], str(latency["n"]), *(_number(latency[c], 2) for c in columns[1:])])
+    return _table(["contender", "n", "p50", "p90", "p99", "p99.9", "max"], rows)
+
+
+def _accuracy_table(results: dict[str, Any]) -> str:
+    rows = []
+    for name, entry in results["contenders"].items():
+        accuracy = entry.get("accuracy")
+        if accuracy:
+            rows.append(
+                [
+                    entry["label"] + (" (the reference)" if name == REFERENCE else ""),
+                    f"{accuracy['label_agreement']:.2%}",
+                    f"{accuracy['label_flips']} / {accuracy['decisions']}",
+                    f"{accuracy['max_abs_prob_diff']:.1e}",
+                    f"{accuracy['mean_abs_prob_diff']:.1e}",
+                ]
+            )
+    return _table(["contender", "label agreement", "flips", "max abs dp", "mean abs dp"], rows)
+
+
+def _histogram(batch_sizes: dict[str, int]) -> str:
+    return " ".join(f"{size}:{count}" for size, count in batch_sizes.items())
+
+
+def _service_tables(service: dict[str, Any]) -> str:
+    closed = _table(
+        [
+            "clients",
+            "texts/s",
+            "p50 ms",
+            "p99 ms",
+            "mean queue wait ms",
+            "mean compute/batch ms",
+            "mean batch",
+            "batch sizes",
+        ],
+        [
+            [
+                str(run["clients"]),
+                _number(run["achieved_rate"]),
+                _number(run["latency"].get("p50_ms"), 2),
+                _number(run["latency"].get("p99_ms"), 2),
+                _number(run["queue_wait"].get("mean_ms"), 2),
+                _number(run["compute_per_batch"].get("mean_ms"), 2),
+                _number(run["mean_batch_size"]),
+                _histogram(run["batch_sizes"]),
+            ]
+            for run in service["closed_loop"]
+        ],
+    )
+    opened = _table(
+        [
+            "offered texts/s",
+            "achieved",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "queue share",
+            "rejected",
+            "mean batch",
+            "batch sizes",
+        ],
+        [
+            [
+                f"{_number(run['offered_rate'])} ({run['fraction_of_peak']:.0%} of peak)",
+                _number(run["achieved_rate"]),
+                _number(run["latency"].get("p50_ms"), 2),
+                _number(run["latency"].get("p99_ms"), 2),
+                _number(run["latency"].get("p99.9_ms"), 2),
+                "-" if run["queue_share_of_latency"] is None else f"{run['queue_share_of_latency']:.0%}",
+                str(run["rejected"] + run["unfinished"]),
+                _number(run["mean_batch_size"]),
+                _histogram(run["batch_sizes"]),
+            ]
+            for run in service["open_loop"]
+        ],
+    )
+    return (
+        f"Closed loop (N clients, each waits for its answer):\n\n{closed}\n\nOpen loop (Poisson arrivals):\n\n{opened}"
+    )
+
+
+def markdown(results: dict[str, Any], target_list: list[Target]) -> str:
+    """The whole report as Markdown: context, tables, skipped contenders, targets."""
+    machine, inputs, config = results["machine"], results["inputs"], results["config"]
+    parts = [
+        f"# vigil benchmark{' (quick: plumbing only, figures mean nothing)' if results['quick'] else ''}",
+        f"{results['created_at']} on {machine['cpu']}, {machine['physical_cores']} physical cores, "
+        f"{machine['memory_gib']} GiB; Python {machine['python']}; the run took {results['seconds'] / 60:.1f} min.",
+        f"Checkpoint {inputs['checkpoint']}"
+        + (
+            " (**random-weight stand-in**: speed is the real model's, scores are not)"
+            if inputs["random_weights"]
+            else ""
+        )
+        + f"; {inputs['tweets']['count']:,} tweets in {len(inputs['tweets']['languages'])} languages; "
+        f"sequence length 32; about {config['seconds']} s per throughput point.",
+        "## Throughput, end to end (clean + tokenize + model), texts/s\n\n" + _throughput_table(results, "end_to_end"),
+        "## Throughput, model only (pre-tokenized), texts/s\n\n" + _throughput_table(results, "model_only"),
+        "## Batch-1 latency, end to end, ms\n\n" + _latency_table(results),
+        f"## Accuracy against PyTorch fp32 ({config['accuracy_texts']} tweets, threshold 0.5)\n\n"
+        + _accuracy_table(results),
+    ]
+    service = results.get("service")
+    if service:
+        batcher = service["batcher"]
+        parts.append(
+            f"## Service: vigil-{service['variant']} behind the dynamic batcher "
+            f"(max batch {batcher['max_batch_size']}, max wait {batcher['max_wait_s'] * 1000:g} ms; "
+            f"offline peak {_number(service['offline_peak'])} texts/s)\n\n" + _service_tables(service)
+        )
+    absent = [
+        (entry["label"], entry["status"], entry["reason"])
+        for entry in results["contenders"].values()
+        if entry["status"] != "ok"
+    ]
+    if absent:
+        parts.append(
+            "## Not measured\n\n" + "\n".join(f"- {label}: {status}: {reason}" for label, status, reason in absent)
+        )
+    parts.append("## Targets\n\n" + "\n".join(f"- {format_target(t)}" for t in target_list))
+    return "\n\n".join(parts) + "\n"
+
+
+def targets_json(target_list: list[Target]) -> list[dict[str, Any]]:
+    """Targets as they go into results.json, with their verdict."""
+    return [{**asdict(t), "met": t.met} for t in target_list]

@@ -1,0 +1,152 @@
+"""Load on `vigil.runtime.Service`: closed-loop clients and open-loop Poisson arrivals.
+
+Offline throughput says what the model can do; a server also has to gather single requests
+into batches. Two load shapes show what the dynamic batcher makes of that:
+
+- **Closed loop**: N client threads, each sending its next tweet as soon as its last one is
+  answered. The rate adapts to the service, so this shows the best throughput N clients get
+  and their latency, but it hides queueing: a slow service simply receives less.
+- **Open loop**: arrivals at a set rate with exponential gaps (a Poisson process), whether
+  or not earlier requests are done. Latency is counted from each request's *scheduled*
+  arrival, so time a request spends waiting behind others, or behind a late submit, is not
+  hidden (coordinated omission).
+
+Every batch reports its size, each request's queue wait and the compute time through the
+service's observer (`BatchRecord`), so latency splits into queueing and computing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import Future, wait
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from .measure import Budget, summarize_ms
+
+__all__ = ["closed_loop", "open_loop"]
+
+
+class _Recorder:
+    """The service observer: keeps every `BatchRecord` (called on the dispatcher thread)."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def __call__(self, record: Any) -> None:
+        self.records.append(record)  # list.append is atomic; only the dispatcher writes
+
+
+def closed_loop(classifier: Any, config: Any, texts: Sequence[str], clients: int, budget: Budget) -> dict[str, Any]:
+    """CLIENTS threads, each submitting one tweet at a time, until BUDGET is spent."""
+    from vigil.runtime import Service, VigilError
+
+    recorder = _Recorder()
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    issued = itertools.count()  # next() on a count is atomic, so request numbers are unique
+    start = threading.Barrier(clients + 1)
+
+    def client(k: int, service: Any) -> None:
+        # A thread's first encode loads its own tokenizer (~0.1 s, holding the GIL): a
+        # server's worker threads pay that once at startup, so it stays off the clock.
+        classifier.encode([""])
+        start.wait()
+        deadline = time.perf_counter() + budget.seconds
+        while time.perf_counter() < deadline and (i := next(issued)) < budget.max_items:
+            started = time.perf_counter()
+            try:
+                service.submit(texts[i % len(texts)]).result()
+            except VigilError:
+                errors[k] += 1
+                continue
+            latencies[k].append(time.perf_counter() - started)
+
+    with Service(classifier, config, observer=recorder, name="bench-service") as service:
+        threads = [threading.Thread(target=client, args=(k, service), name=f"bench-client-{k}") for k in range(clients)]
+        for thread in threads:
+            thread.start()
+        start.wait()
+        started = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    done = [x for per_client in latencies for x in per_client]
+    return {"clients": clients, **_summary(done, recorder.records, elapsed, errors=sum(errors))}
+
+
+def open_loop(
+    classifier: Any, config: Any, texts: Sequence[str], rate: float, budget: Budget, seed: int = 0
+) -> dict[str, Any]:
+    """Poisson arrivals at RATE requests/s for BUDGET's time (or count), then a drain."""
+    from vigil.runtime import OverloadedError, Service
+
+    gaps = np.random.default_rng(seed).exponential(1.0 / rate, size=max(1, int(rate * budget.seconds * 2) + 16))
+    arrivals = np.cumsum(gaps)
+    arrivals = arrivals[arrivals < budget.seconds][: budget.max_items]
+    recorder = _Recorder()
+    latencies: list[float] = []
+    futures: list[Future] = []
+    rejected = 0
+
+    def answered(scheduled: float, future: Future) -> None:
+        if not future.cancelled() and future.exception() is None:
+            latencies.append(time.perf_counter() - scheduled)
+
+    with Service(classifier, config, observer=recorder, name="bench-service") as service:
+        started = time.perf_counter()
+        for i, at in enumerate(arrivals):
+            scheduled = started + at
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                future = service.submit(texts[i % len(texts)], timeout=0)
+            except OverloadedError:
+                rejected += 1
+                continue
+            future.add_done_callback(partial(answered, scheduled))
+            futures.append(future)
+        _, unfinished = wait(futures, timeout=4 * budget.seconds + 30)
+        elapsed = time.perf_counter() - started
+        service.close(cancel_pending=True)
+    return {
+        "offered_rate": rate,
+        **_summary(latencies, recorder.records, elapsed, rejected=rejected, unfinished=len(unfinished)),
+    }
+
+
+def _summary(
+    latencies_s: list[float],
+    records: list[Any],
+    elapsed: float,
+    *,
+    errors: int = 0,
+    rejected: int = 0,
+    unfinished: int = 0,
+) -> dict[str, Any]:
+    """Rates, latency, queue wait against compute, and the batch-size histogram."""
+    waits = [w for record in records for w in record.queue_wait_s]
+    sizes = Counter(record.size for record in records)
+    latency = summarize_ms(latencies_s)
+    queue_wait = summarize_ms(waits)
+    return {
+        "completed": len(latencies_s),
+        "errors": errors,
+        "rejected": rejected,
+        "unfinished": unfinished,
+        "seconds": round(elapsed, 3),
+        "achieved_rate": len(latencies_s) / elapsed,
+        "latency": latency,
+        "queue_wait": queue_wait,
+        "compute_per_batch": summarize_ms([record.compute_s for record in records]),
+        "queue_share_of_latency": queue_wait.get("mean_ms", 0.0) / latency["mean_ms"] if latencies_s else None,
+        "mean_batch_size": sum(size * count for size, count in sizes.items()) / max(1, sum(sizes.values())),
+        "batch_sizes": {str(size): sizes[size] for size in sorted(sizes)},
+    }

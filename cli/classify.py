@@ -1,0 +1,253 @@
+"""`vigil classify`: score every tweet of a file with an artifact, streaming, into a table.
+
+The command is thin: it parses options, opens the input (`tables.open_table`) and the
+classifier, pairs each batch of `Classifier.iter_predict` probabilities with the rows it
+scored, and hands rows to a writer (`tables.open_writer`). Reading, scoring and writing all
+stream, so memory stays bounded whatever the size of the input; with `--group-by`, only one
+running sum per group is kept.
+
+Import it through `vigil.cli.main`, which registers it: it takes `_fails_cleanly` from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import warnings
+from collections import deque
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import click
+import numpy as np
+
+from vigil.cli import tables
+from vigil.cli.main import _fails_cleanly
+from vigil.cli.tables import Record, Table
+from vigil.runtime import Classifier, GroupScores, aggregate
+from vigil.runtime.errors import InputError
+from vigil.runtime.session import PROVIDERS
+
+__all__ = ["classify"]
+
+_PROVIDERS = ("auto", *PROVIDERS)
+_STANDIN_WARNING = "WARNING: RANDOM-WEIGHT STAND-IN: scores are meaningless"
+
+Thresholds = float | dict[str, float] | None
+Scored = tuple[list[Record], np.ndarray]
+"""A batch of input records and their float32 [len(records), labels] probabilities."""
+
+
+def _thresholds(ctx: click.Context, param: click.Parameter, value: str | None) -> Thresholds:
+    """Parse `0.4` (every label) or `label=0.3,label=0.7` (those labels).
+
+    Only the syntax is checked here; the classifier refuses unknown labels and values
+    outside [0, 1] with an InputError that names them.
+    """
+    if value is None:
+        return None
+    try:
+        if "=" not in value:
+            return float(value)
+        pairs = [item.split("=") for item in value.split(",")]
+        thresholds = {label.strip(): float(number) for label, number in pairs}
+    except ValueError:
+        raise click.BadParameter(f"expected a number or label=number,label=number; got {value!r}") from None
+    if len(thresholds) != len(pairs):
+        raise click.BadParameter(f"a label is given twice in {value!r}")
+    return thresholds
+
+
+def _output(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """None for stdout; otherwise a path whose extension names an output format."""
+    if value is None or str(value) == tables.STDIO:
+        return None
+    if tables.format_of(value) not in tables.OUTPUT_FORMATS:
+        raise click.BadParameter(f"{value}: the extension must be one of .csv, .jsonl, .parquet")
+    if not value.parent.is_dir():
+        raise click.BadParameter(f"{value}: directory {value.parent} does not exist")
+    return value
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), callback=_output,
+              help="Where to write: .csv, .jsonl or .parquet, written in full or not at all. "
+                   "[default: CSV on stdout]")
+@click.option("--format", "input_format", type=click.Choice(tables.INPUT_FORMATS),
+              help="Format of INPUT.  [default: by extension; stdin and other extensions: txt, one tweet a line]")
+@click.option("--text-column", default="text", show_default=True,
+              help="Column holding the tweets (for txt input: the name of the output's text column).")
+@click.option("--group-by", metavar="COLUMN",
+              help="Write one row per value of COLUMN (count, mean score and flag per label) instead of one per tweet.")
+@click.option("--labels", "with_labels", is_flag=True,
+              help="Add a 0/1 column <label>_pred per label: the score is at or above its threshold.")
+@click.option("--thresholds", callback=_thresholds, metavar="T|LABEL=T,...",
+              help="Decision thresholds in [0, 1]: one for every label, or per label.  [default: the artifact's]")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--provider", type=click.Choice(_PROVIDERS), default="auto", show_default=True)
+@click.option("--variant", help="Artifact variant to run (int8, fp32, fp16, fp16-fused).  [default: the provider's]")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_fails_cleanly
+def classify(
+    artifact: Path,
+    input_path: str,
+    output: Path | None,
+    input_format: str | None,
+    text_column: str,
+    group_by: str | None,
+    with_labels: bool,
+    thresholds: Thresholds,
+    batch_size: int,
+    provider: str,
+    variant: str | None,
+    quiet: bool,
+) -> None:
+    """Score every tweet of INPUT with the artifact directory ARTIFACT.
+
+    INPUT is a text file (one tweet a line; "-" for stdin), CSV, JSONL or Parquet. Each output
+    row is an input row, every column kept, followed by one score per label in label order.
+    """
+    if group_by and with_labels:
+        raise click.UsageError("--labels adds columns per tweet; with --group-by, each group gets <label>_flag columns")
+    fmt = input_format or tables.format_of(input_path) or "txt"
+    with tables.open_table(input_path, fmt, text_column) as table:
+        table.require(text_column, *([group_by] if group_by else []))
+        with _open_classifier(artifact, provider, variant, thresholds) as clf:
+            scored = _with_progress(_scored(clf, table, text_column, batch_size), table.total, quiet)
+            if group_by:
+                _write_groups(clf, table, scored, group_by, output)
+            else:
+                _write_scores(clf, table, scored, with_labels, output)
+
+
+def _open_classifier(artifact: Path, provider: str, variant: str | None, thresholds: Thresholds) -> Classifier:
+    """The classifier, with one clear stderr line if its weights are a random stand-in.
+
+    The engine's own Python warning about a stand-in (two lines with a source line) is
+    silenced in favour of that line.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*random-weight stand-in", category=UserWarning)
+        clf = Classifier.open(artifact, provider=provider, variant=variant, thresholds=thresholds)
+    if clf.random_weights:
+        click.echo(_STANDIN_WARNING, err=True)
+    return clf
+
+
+def _scored(clf: Classifier, table: Table, text_column: str, batch_size: int) -> Iterator[Scored]:
+    """Each batch of probabilities with the records it scores, in input order.
+
+    `iter_predict` pulls texts as it needs them, so `pending` holds only the records read
+    ahead of the batch being scored.
+    """
+    pending: deque[Record] = deque()
+
+    def texts() -> Iterator[str]:
+        for line, row in table.records:
+            text = table.text(line, row, text_column)
+            pending.append((line, row))
+            yield text
+
+    for probs in clf.iter_predict(texts(), batch_size=batch_size):
+        yield [pending.popleft() for _ in range(len(probs))], probs
+
+
+def _with_progress(scored: Iterator[Scored], total: int | None, quiet: bool) -> Iterator[Scored]:
+    """SCORED, counting tweets on a stderr progress bar (none with --quiet or off a terminal)."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit=" tweets", file=sys.stderr, disable=True if quiet else None) as bar:
+        for records, probs in scored:
+            yield records, probs
+            bar.update(len(records))
+
+
+def _write_scores(
+    clf: Classifier, table: Table, scored: Iterator[Scored], with_labels: bool, output: Path | None
+) -> None:
+    """One output row per input row: its columns, then the score columns."""
+    types = dict.fromkeys(clf.labels, "float32")
+    if with_labels:
+        types |= dict.fromkeys(_prediction_columns(clf), "int8")
+    _refuse_overwriting(table, types)
+    with tables.open_writer(output, [*(table.columns or ()), *types], types, table.arrow_schema) as writer:
+        for records, probs in scored:
+            scores = _score_columns(clf, probs, with_labels)
+            writer.write([{**row, **row_scores} for (_, row), row_scores in zip(records, scores)])
+
+
+def _score_columns(clf: Classifier, probs: np.ndarray, with_labels: bool) -> list[dict[str, float | int]]:
+    """Per row, a score per label and, with --labels, a 0/1 decision per label."""
+    columns = [dict(zip(clf.labels, scores)) for scores in _shortest(probs).tolist()]
+    if with_labels:
+        for row, decisions in zip(columns, clf.decide(probs).astype(int).tolist()):
+            row.update(zip(_prediction_columns(clf), decisions))
+    return columns
+
+
+def _prediction_columns(clf: Classifier) -> list[str]:
+    return [f"{label}_pred" for label in clf.labels]
+
+
+def _refuse_overwriting(table: Table, new_columns: Iterable[str]) -> None:
+    """An input column named like a score column would be silently replaced: refuse it up front."""
+    clash = [column for column in new_columns if column in (table.columns or ())]
+    if clash:
+        raise InputError(
+            f"{table.name} already has the columns {', '.join(map(repr, clash))}, "
+            "which the scores would overwrite; rename them"
+        )
+
+
+def _shortest(probs: np.ndarray) -> np.ndarray:
+    """PROBS as the float64 values of their shortest float32 decimals.
+
+    Written out, a score reads "0.73105854" rather than "0.7310585379600525", and reading it
+    back as float32 gives exactly the score the model produced.
+    """
+    return np.asarray(probs, dtype=np.float32).astype(str).astype(np.float64)
+
+
+def _write_groups(clf: Classifier, table: Table, scored: Iterator[Scored], group_by: str, output: Path | None) -> None:
+    """One output row per group, in order of first appearance: see `aggregate`."""
+    totals = _GroupTotals()
+    for records, probs in scored:
+        totals.add([table.key(line, row, group_by) for line, row in records], probs)
+    types = {"count": "int64"}
+    for label in clf.labels:
+        types |= {label: "float32", f"{label}_flag": "bool"}
+    with tables.open_writer(output, ["group", *types], types) as writer:
+        writer.write(totals.scores(clf.labels, clf.thresholds).to_rows())
+
+
+class _GroupTotals:
+    """Running row count and float64 probability sums per group, batch after batch.
+
+    `aggregate` takes every probability at once, which would hold the whole input; this
+    holds one row per group. `scores` then hands `aggregate` one row per group, the group's
+    mean (the mean of one row is that row), so the library still owns the rounding and the
+    threshold rule, and puts back the true counts.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[Hashable, int] = {}
+        self._sums: dict[Hashable, np.ndarray] = {}
+
+    def add(self, keys: Sequence[Hashable], probs: np.ndarray) -> None:
+        """Count each row of PROBS towards the group of the same position in KEYS."""
+        for key, row in zip(keys, np.asarray(probs, dtype=np.float64)):
+            if key in self._sums:
+                self._sums[key] += row
+                self._counts[key] += 1
+            else:
+                self._sums[key] = row.copy()
+                self._counts[key] = 1
+
+    def scores(self, labels: Sequence[str], thresholds: np.ndarray) -> GroupScores:
+        """Each group's count, mean per label and flag (mean >= threshold)."""
+        groups = list(self._sums)
+        counts = np.array([self._counts[group] for group in groups], dtype=np.int64)
+        sums = np.array([self._sums[group] for group in groups]).reshape(len(groups), len(labels))
+        return dataclasses.replace(aggregate(sums / counts[:, None], groups, labels, thresholds), counts=counts)

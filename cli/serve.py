@@ -1,0 +1,88 @@
+"""`vigil serve`: the HTTP server, as a command.
+
+Thin, like every subcommand: it turns options into `BatcherConfig` and `ServeSettings`,
+opens the classifier (so a bad artifact fails here, as one line, before anything listens)
+and hands both to `vigil.serve`. It is the only place that reads the API key from the
+environment; the library takes the key as a setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from vigil.cli.main import _fails_cleanly
+
+__all__ = ["serve"]
+
+
+@click.command("serve")
+@click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; the default serves this machine only, 0.0.0.0 every network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--provider", type=click.Choice(["auto", "tensorrt", "cuda", "cpu"]), default="auto", show_default=True,
+              help="Execution provider; auto takes the fastest available.")
+@click.option("--variant", help="Artifact variant (default: the provider's natural one, e.g. int8 on the CPU).")
+# Limits left unset keep the library's defaults (BatcherConfig, ServeSettings), quoted in the help.
+@click.option("--max-batch-size", type=click.IntRange(min=1), help="Most texts in one model run [default: 64].")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0),
+              help="How long a batch waits for more texts after its first [default: 2].")
+@click.option("--queue-size", type=click.IntRange(min=1),
+              help="Most texts waiting for a batch; beyond it requests get 503 [default: 4096].")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), help="Largest request body [default: 1048576].")
+@click.option("--max-texts", type=click.IntRange(min=1), help="Most texts (or items) per request [default: 256].")
+@click.option("--max-text-chars", type=click.IntRange(min=1), help="Longest text, in characters [default: 4096].")
+@click.option("--timeout-s", type=click.FloatRange(min=0, min_open=True),
+              help="Request deadline; past it the answer is 504 and queued texts are dropped [default: 10].")
+@click.option("--api-key-env", metavar="VAR",
+              help="Require 'Authorization: Bearer KEY' on /v1/* and /metrics, KEY read from environment variable "
+                   "VAR. /healthz and /readyz stay open for probes.")
+@_fails_cleanly
+def serve(
+    artifact: Path,
+    host: str,
+    port: int,
+    provider: str,
+    variant: str | None,
+    max_batch_size: int | None,
+    max_wait_ms: float | None,
+    queue_size: int | None,
+    max_body_bytes: int | None,
+    max_texts: int | None,
+    max_text_chars: int | None,
+    timeout_s: float | None,
+    api_key_env: str | None,
+) -> None:
+    """Serve the artifact directory ARTIFACT over HTTP (see /docs once it runs)."""
+    from vigil.runtime import BatcherConfig, Classifier
+    from vigil.serve import ServeSettings, create_app, run
+
+    limits = _given(
+        max_body_bytes=max_body_bytes, max_texts=max_texts, max_text_chars=max_text_chars, timeout_s=timeout_s
+    )
+    settings = ServeSettings(**limits, api_key=_api_key(api_key_env))
+    max_wait_s = None if max_wait_ms is None else max_wait_ms / 1000
+    batcher = BatcherConfig(**_given(max_batch_size=max_batch_size, max_wait_s=max_wait_s, queue_size=queue_size))
+    # GPU sessions are built for batches up to this size, so it must cover the batcher's.
+    # A stand-in artifact warns here, and every answer says `random_weights: true`.
+    classifier = Classifier.open(artifact, provider=provider, variant=variant, max_batch_size=batcher.max_batch_size)
+    with classifier:
+        run(create_app(classifier, batcher, settings), host=host, port=port)
+
+
+def _given(**options: object) -> dict[str, object]:
+    """The options the user set; the others keep the library's defaults."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _api_key(variable: str | None) -> str | None:
+    """The key from environment variable VARIABLE; refusing to start beats serving unprotected."""
+    if variable is None:
+        return None
+    key = os.environ.get(variable, "")
+    if not key:
+        raise click.BadParameter(f"environment variable {variable} is not set or empty", param_hint="--api-key-env")
+    return key

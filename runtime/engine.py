@@ -1,0 +1,289 @@
+"""`Classifier`: tweets in, the model card's probabilities out, as fast as the model runs.
+
+Each batch goes: type check, `clean_tweet` (the card's cleaning), tokenization to
+[n, sequence_length], the model, a sigmoid. Bulk scoring (`predict`, `iter_predict`) runs
+the first three steps of the next batches on one background thread, with its own tokenizer,
+while the calling thread runs the model on the current one; at most `_PREFETCH` batches are
+read ahead, so memory stays bounded however long the input. The calling thread also reads
+the input iterable, so a generator never has to be thread-safe.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
+from types import TracebackType
+
+import numpy as np
+import onnxruntime as ort
+
+from .batcher import _require_int
+from .errors import InputError
+from .manifest import Manifest
+from .preprocess import clean_tweet
+from .session import Model, open_model, plan_sessions
+from .tokenizer import ThreadLocalTokenizer
+
+__all__ = ["Classifier", "sigmoid"]
+
+_PREFETCH = 2
+_DEFAULT_THRESHOLD = 0.5
+
+_Thresholds = Mapping[str, float] | float | None
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Logistic function that only exponentiates non-positive numbers, so never overflows."""
+    small = np.exp(-np.abs(logits))
+    return np.where(logits >= 0, 1.0 / (1.0 + small), small / (1.0 + small)).astype(np.float32, copy=False)
+
+
+class Classifier:
+    """Scores tweets with one artifact on one execution provider.
+
+    Build it with `Classifier.open`; the constructor takes an already opened `Model`.
+    Thread-safe: `predict`, `encode` and `score` may run on several threads at once.
+    Use it as a context manager or call `close()`.
+
+    Attributes:
+        labels: Label names, in manifest (and column) order.
+        thresholds: float32 [n_labels], the per-label decision thresholds (`>=`).
+        provider: The ONNX Runtime provider that runs the model, e.g. "CPUExecutionProvider".
+        variant: The manifest variant in use.
+        random_weights: True for a random stand-in, whose scores mean nothing.
+        clean: Whether texts go through the card's `clean_tweet` first.
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        model: Model,
+        *,
+        tokenizer: ThreadLocalTokenizer | None = None,
+        thresholds: _Thresholds = None,
+        clean: bool = True,
+    ) -> None:
+        self.manifest = manifest
+        self.labels: tuple[str, ...] = manifest.labels
+        self.thresholds = _resolve_thresholds(manifest, thresholds)
+        self.provider = model.plan.provider
+        self.variant = model.plan.variant
+        self.random_weights = manifest.random_weights
+        self.clean = clean
+        self._model: Model | None = model
+        self._tokenizer = tokenizer or _tokenizer_for(manifest)
+        self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-prefetch")
+
+    @classmethod
+    def open(
+        cls,
+        artifact: str | os.PathLike[str],
+        *,
+        provider: str = "auto",
+        variant: str | None = None,
+        thresholds: _Thresholds = None,
+        threads: int | None = None,
+        max_batch_size: int = 256,
+        cache_dir: str | os.PathLike[str] | None = None,
+        clean: bool = True,
+    ) -> Classifier:
+        """Open the artifact directory ARTIFACT on the best (or the requested) provider.
+
+        Args:
+            artifact: Directory written by `vigil export`.
+            provider: "auto" (TensorRT, then CUDA, then CPU, as available), or "tensorrt",
+                "cuda" or "cpu" to insist.
+            variant: A manifest variant, or None for the provider's natural one ("fp16" on
+                TensorRT, "fp16-fused" on CUDA, "int8" on the CPU).
+            thresholds: Per-label (mapping) or global (float) decision thresholds over the
+                manifest's; labels without any default to 0.5.
+            threads: CPU intra-op threads; None means one per physical core.
+            max_batch_size: Largest batch a GPU session is built for.
+            cache_dir: TensorRT engine cache; see `plan_sessions`.
+            clean: Apply the card's `clean_tweet` before tokenizing.
+
+        Raises:
+            ArtifactError: The artifact is missing, malformed or corrupt (sha256).
+            ProviderError: The requested provider or variant cannot run here.
+        """
+        manifest = Manifest.load(artifact)
+        _resolve_thresholds(manifest, thresholds)  # fail before a possibly slow session build
+        available = ort.get_available_providers()
+        plans = plan_sessions(
+            manifest, provider, variant, available, max_batch_size=max_batch_size, cache_dir=cache_dir
+        )
+        tokenizer = _tokenizer_for(manifest)
+        model = open_model(manifest, plans, filler=tokenizer.encode([""]), threads=threads)
+        if manifest.random_weights:
+            warnings.warn(
+                f"{manifest.directory} holds a random-weight stand-in, not the real model: "
+                "its scores mean nothing",
+                stacklevel=2,
+            )
+        return cls(manifest, model, tokenizer=tokenizer, thresholds=thresholds, clean=clean)
+
+    @property
+    def model(self) -> Model:
+        """The opened model; RuntimeError once the classifier is closed."""
+        if self._model is None:
+            raise RuntimeError("this Classifier is closed")
+        return self._model
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return self._model is None
+
+    def predict(
+        self,
+        texts: Iterable[str],
+        *,
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Probabilities, float32 [n, n_labels], for any iterable of texts.
+
+        Args:
+            texts: A list, or any iterable (a generator of unknown length is fine).
+            batch_size: Texts per model run.
+            progress: Called after each batch with the number of texts it finished (an
+                increment, so `tqdm.update` fits).
+
+        Raises:
+            InputError: An item is not a str; the message names its index and type.
+        """
+        parts = []
+        for part in self.iter_predict(texts, batch_size=batch_size):
+            parts.append(part)
+            if progress is not None:
+                progress(len(part))
+        return np.concatenate(parts) if parts else np.empty((0, len(self.labels)), dtype=np.float32)
+
+    def iter_predict(self, texts: Iterable[str], *, batch_size: int = 64) -> Iterator[np.ndarray]:
+        """Probabilities one batch at a time, in input order, in bounded memory.
+
+        Raises:
+            InputError: When the batch holding a non-str item is reached.
+        """
+        _require_int("batch_size", batch_size, 1)
+        if isinstance(texts, str):
+            raise TypeError("texts must be an iterable of str, got one str; wrap it in a list")
+        if self.closed:  # raise now, not at the first next()
+            raise RuntimeError("this Classifier is closed")
+        return self._scored_batches(iter(texts), batch_size)
+
+    def _scored_batches(self, texts: Iterator[str], batch_size: int) -> Iterator[np.ndarray]:
+        pending: deque[Future[tuple[np.ndarray, np.ndarray]]] = deque()
+        try:
+            for start, batch in _batches(texts, batch_size):
+                pending.append(self._prefetcher.submit(self.encode, batch, start=start))
+                if len(pending) > _PREFETCH:
+                    yield self.score(*pending.popleft().result())
+            while pending:
+                yield self.score(*pending.popleft().result())
+        finally:
+            for future in pending:  # the consumer stopped early: skip what is still queued
+                future.cancel()
+
+    def encode(self, texts: Sequence[str], *, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Check, clean and tokenize TEXTS with the calling thread's tokenizer.
+
+        Args:
+            start: Index of `texts[0]` in the caller's whole input, for error messages.
+
+        Returns:
+            int64 token ids and attention mask, each [len(texts), sequence_length].
+        """
+        if not all(isinstance(text, str) for text in texts):
+            index, item = next((i, t) for i, t in enumerate(texts) if not isinstance(t, str))
+            raise InputError(f"text {start + index} is {type(item).__name__}, not str")
+        if self.clean:
+            texts = [clean_tweet(text) for text in texts]
+        return self._tokenizer.encode(texts)
+
+    def score(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Probabilities, float32 [n, n_labels], for encoded texts (see `encode`)."""
+        return sigmoid(self.model.run(ids, mask))
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        """Label decisions, bool [n, n_labels]: probability >= that label's threshold."""
+        return self._check_rows(probabilities) >= self.thresholds
+
+    def pipeline_output(self, probabilities: np.ndarray) -> list[list[dict[str, object]]]:
+        """What transformers' text-classification pipeline with `top_k=None` returns.
+
+        Per text, {"label", "score"} for every label, highest score first; equal scores
+        keep label order, as the pipeline's stable sort does.
+        """
+        probabilities = self._check_rows(probabilities)
+        order = np.argsort(-probabilities, axis=1, kind="stable")
+        labels = self.labels
+        return [
+            [{"label": labels[j], "score": float(row[j])} for j in row_order]
+            for row, row_order in zip(probabilities, order)
+        ]
+
+    def close(self) -> None:
+        """Stop the prefetch thread and release the session; safe to call twice."""
+        self._model = None
+        self._prefetcher.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _check_rows(self, probabilities: np.ndarray) -> np.ndarray:
+        probabilities = np.asarray(probabilities)
+        if probabilities.ndim != 2 or probabilities.shape[1] != len(self.labels):
+            raise ValueError(
+                f"probabilities must have shape [n, {len(self.labels)}], got {probabilities.shape}"
+            )
+        return probabilities
+
+
+def _resolve_thresholds(manifest: Manifest, overrides: _Thresholds = None) -> np.ndarray:
+    """float32 thresholds in label order: OVERRIDES over the manifest's over 0.5.
+
+    Raises:
+        TypeError: OVERRIDES is neither a mapping nor a number, or holds a non-number.
+        InputError: A threshold is outside [0, 1], or names a label the artifact lacks.
+    """
+    values = {label: manifest.thresholds.get(label, _DEFAULT_THRESHOLD) for label in manifest.labels}
+    if isinstance(overrides, Mapping):
+        unknown = sorted(set(overrides) - set(values), key=str)
+        if unknown:
+            raise InputError(f"thresholds name unknown labels {unknown}; labels are {list(manifest.labels)}")
+        values.update(overrides)
+    elif overrides is not None:
+        values = dict.fromkeys(values, overrides)
+    return np.array([_probability(label, value) for label, value in values.items()], dtype=np.float32)
+
+
+def _probability(label: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"threshold for {label!r} must be a number, got {value!r}")
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise InputError(f"threshold for {label!r} must be within [0, 1], got {value!r}")
+    return float(value)
+
+
+def _tokenizer_for(manifest: Manifest) -> ThreadLocalTokenizer:
+    path = manifest.directory / manifest.tokenizer_file
+    return ThreadLocalTokenizer(path, manifest.sequence_length, manifest.pad_id)
+
+
+def _batches(texts: Iterator[str], size: int) -> Iterator[tuple[int, list[str]]]:
+    """(index of the first item, items) for consecutive slices of SIZE items."""
+    start = 0
+    while batch := list(islice(texts, size)):
+        yield start, batch
+        start += len(batch)

@@ -1,0 +1,454 @@
+"""Which execution provider runs the artifact, and the one right way to run it there.
+
+`plan_sessions` is a pure function from a manifest, a request ("auto", "tensorrt", "cuda",
+"cpu", optionally a variant) and the providers this onnxruntime build offers to the ordered
+list of `SessionPlan`s worth trying. `open_model` tries them in order and returns a `Model`
+whose session is verified to run on the planned provider:
+
+- **TensorRT** runs the "fp16" variant (standard operators: its parser has no ONNX Runtime
+  contrib ops) with fp16 kernels, an engine and timing cache, and one optimisation profile
+  covering batch sizes 1..max_batch_size.
+- **CUDA** runs "fp16-fused" with one CUDA graph per batch-size bucket, then without graphs.
+- **CPU** runs "int8" (or an explicitly chosen variant, including "fp32").
+
+GPU models keep fixed device buffers per bucket (powers of two up to max_batch_size), bound
+once through IO binding and refilled in place, because a CUDA graph replays fixed addresses.
+
+Every session is created with `enable_fallback=0`: otherwise onnxruntime's Python API
+silently rebuilds a failed GPU session on the CPU without our provider options, and a
+request for a GPU would quietly run on the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .batcher import _require_int
+from .errors import ArtifactError, ProviderError
+from .manifest import Manifest, Variant
+
+__all__ = [
+    "PROVIDERS",
+    "NATURAL_VARIANTS",
+    "INPUT_NAMES",
+    "SessionPlan",
+    "plan_sessions",
+    "buckets",
+    "tensorrt_options",
+    "cuda_options",
+    "create_session",
+    "open_model",
+    "Model",
+    "BoundModel",
+]
+
+_log = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+# What each provider runs best; `auto` tries the providers in this order.
+NATURAL_VARIANTS = {"tensorrt": "fp16", "cuda": "fp16-fused", "cpu": "int8"}
+INPUT_NAMES = ("input_ids", "attention_mask")
+
+_TRT_WORKSPACE_BYTES = 4 << 30
+_GPU_DEVICE = "cuda"
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """One way to run the artifact.
+
+    Attributes:
+        provider: The ONNX Runtime provider that must run the graph.
+        variant: The manifest variant it runs.
+        providers: Exactly what `InferenceSession(providers=...)` receives.
+        buckets: Batch sizes with fixed, bound buffers; empty to run any batch as it is.
+        device: Where bound buffers live ("cuda", or "cpu" to exercise binding on a CPU).
+        cuda_graphs: Capture one CUDA graph per bucket (`gpu_graph_id` 1, 2, ...).
+        cache_dir: Directory the provider caches into (TensorRT engines), created on open.
+    """
+
+    provider: str
+    variant: str
+    providers: tuple[tuple[str, Mapping[str, str]], ...]
+    buckets: tuple[int, ...] = ()
+    device: str = "cpu"
+    cuda_graphs: bool = False
+    cache_dir: Path | None = None
+
+    def describe(self) -> str:
+        graphs = " with CUDA graphs" if self.cuda_graphs else ""
+        return f"{self.provider} running variant {self.variant!r}{graphs}"
+
+
+def plan_sessions(
+    manifest: Manifest,
+    provider: str = "auto",
+    variant: str | None = None,
+    available_providers: Sequence[str] = (),
+    *,
+    max_batch_size: int = 256,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> list[SessionPlan]:
+    """The sessions worth trying, best first, for PROVIDER and VARIANT on this build.
+
+    Args:
+        manifest: The artifact.
+        provider: "auto", or one of `PROVIDERS` to insist on it.
+        variant: A manifest variant name, or None for each provider's natural variant.
+        available_providers: What `onnxruntime.get_available_providers()` reports.
+        max_batch_size: Largest batch a GPU session is built and bucketed for.
+        cache_dir: Where TensorRT caches engines; None means `<artifact>/.trt-cache` when
+            the artifact directory is writable, else `~/.cache/vigil/trt`.
+
+    Raises:
+        ProviderError: An explicit provider or variant cannot be used here; the message
+            lists what can.
+    """
+    _require_int("max_batch_size", max_batch_size, 1)
+    if provider != "auto" and provider not in PROVIDERS:
+        raise ProviderError(f"unknown provider {provider!r}; choose auto or one of {sorted(PROVIDERS)}")
+    if variant is not None and variant not in manifest.variants:
+        raise ProviderError(
+            f"artifact {manifest.directory} has no variant {variant!r}; it has {sorted(manifest.variants)}"
+        )
+    if provider != "auto":
+        return _plans_for(manifest, provider, variant, available_providers, max_batch_size, cache_dir)
+    found = []
+    for name in PROVIDERS:
+        try:
+            found += _plans_for(manifest, name, variant, available_providers, max_batch_size, cache_dir)
+        except ProviderError as exc:
+            _log.info("auto: skipping %s: %s", name, exc)
+    if not found:
+        raise ProviderError(
+            f"no provider can run artifact {manifest.directory}; available: {list(available_providers)}"
+        )
+    return found
+
+
+def _plans_for(
+    manifest: Manifest,
+    provider: str,
+    variant: str | None,
+    available: Sequence[str],
+    max_batch_size: int,
+    cache_dir: str | os.PathLike[str] | None,
+) -> list[SessionPlan]:
+    """The plans for one provider; ProviderError says why it cannot run here."""
+    ort_name = PROVIDERS[provider]
+    if ort_name not in available:
+        raise ProviderError(
+            f"provider {provider!r} ({ort_name}) is not in this onnxruntime build; "
+            f"available: {list(available)}"
+        )
+    name = variant or NATURAL_VARIANTS[provider]
+    if name not in manifest.variants:
+        raise ProviderError(
+            f"artifact {manifest.directory} has no variant {name!r} for {provider}; "
+            f"it has {sorted(manifest.variants)}"
+        )
+    reason = _incompatibility(provider, manifest.variants[name])
+    if reason:
+        raise ProviderError(f"provider {provider!r} cannot run variant {name!r}: {reason}")
+    sizes = buckets(max_batch_size)
+    if provider == "tensorrt":
+        cache = _trt_cache_dir(manifest, manifest.variants[name], cache_dir)
+        options = tensorrt_options(cache, max_batch_size, manifest.sequence_length)
+        gpu = (("TensorrtExecutionProvider", options), ("CUDAExecutionProvider", {"device_id": "0"}))
+        return [SessionPlan(ort_name, name, gpu, sizes, _GPU_DEVICE, cache_dir=cache)]
+    if provider == "cuda":
+        graphs = (("CUDAExecutionProvider", cuda_options(cuda_graphs=True)),)
+        plain = (("CUDAExecutionProvider", cuda_options(cuda_graphs=False)),)
+        return [
+            SessionPlan(ort_name, name, graphs, sizes, _GPU_DEVICE, cuda_graphs=True),
+            SessionPlan(ort_name, name, plain, sizes, _GPU_DEVICE),
+        ]
+    return [SessionPlan(ort_name, name, (("CPUExecutionProvider", {}),))]
+
+
+def _incompatibility(provider: str, variant: Variant) -> str | None:
+    """Why PROVIDER cannot usefully run VARIANT, or None. The CPU runs every variant."""
+    if provider == "tensorrt" and variant.form != "standard":
+        return "TensorRT cannot parse the ONNX Runtime contrib operators of a fused graph; use 'fp16'"
+    if provider == "cuda" and variant.precision == "int8":
+        return "int8 is quantized for CPUs; its integer kernels would run on the CPU"
+    return None
+
+
+def buckets(max_batch_size: int) -> tuple[int, ...]:
+    """Batch sizes a GPU model is bound for: powers of two below MAX_BATCH_SIZE, then it."""
+    sizes = [1 << i for i in range(max_batch_size.bit_length()) if 1 << i < max_batch_size]
+    return (*sizes, max_batch_size)
+
+
+def tensorrt_options(cache_dir: Path, max_batch_size: int, sequence_length: int) -> dict[str, str]:
+    """TensorRT provider options; booleans are the strings "True"/"False" its parser wants.
+
+    The profile covers every batch from 1 to MAX_BATCH_SIZE at the static sequence length,
+    so one engine serves every bucket; it must be passed identically each time or the
+    cached engine is rebuilt.
+    """
+
+    def shapes(batch: int) -> str:
+        return ",".join(f"{name}:{batch}x{sequence_length}" for name in INPUT_NAMES)
+
+    return {
+        "device_id": "0",
+        "trt_fp16_enable": "True",
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(cache_dir),
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(cache_dir),
+        "trt_profile_min_shapes": shapes(1),
+        "trt_profile_opt_shapes": shapes(max_batch_size),
+        "trt_profile_max_shapes": shapes(max_batch_size),
+        "trt_max_workspace_size": str(_TRT_WORKSPACE_BYTES),
+    }
+
+
+def cuda_options(*, cuda_graphs: bool) -> dict[str, str]:
+    """CUDA provider options."""
+    return {"device_id": "0", "enable_cuda_graph": "1" if cuda_graphs else "0"}
+
+
+def _trt_cache_dir(manifest: Manifest, variant: Variant, cache_dir: str | os.PathLike[str] | None) -> Path:
+    """Engines are keyed by the model file's sha256: TensorRT's own cache key ignores the
+    weights, so a re-exported artifact must never find the old engine."""
+    if cache_dir is not None:
+        base = Path(cache_dir)
+    elif os.access(manifest.directory, os.W_OK):
+        base = manifest.directory / ".trt-cache"
+    else:
+        base = Path.home() / ".cache" / "vigil" / "trt"
+    return base / variant.sha256[:16]
+
+
+def create_session(path: Path, plan: SessionPlan, *, threads: int | None = None) -> ort.InferenceSession:
+    """An InferenceSession for PLAN, verified to run on PLAN's provider.
+
+    Raises:
+        ProviderError: ONNX Runtime cannot create it on that provider, or attached another.
+        ArtifactError: The graph's inputs and outputs are not the artifact contract.
+    """
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # our own log says which provider runs what
+    options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    if threads is not None:
+        options.intra_op_num_threads = _require_int("threads", threads, 1)
+    if plan.cache_dir is not None:
+        plan.cache_dir.mkdir(parents=True, exist_ok=True)
+    providers = [(name, dict(provider_options)) for name, provider_options in plan.providers]
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers, enable_fallback=0)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument/... types
+        raise ProviderError(f"{plan.describe()} cannot load {path.name}: {exc}") from exc
+    _check_io(session, path)
+    _check_placement(session, plan)
+    return session
+
+
+def _check_io(session: ort.InferenceSession, path: Path) -> None:
+    inputs = {i.name: i.type for i in session.get_inputs()}
+    outputs = [o.type for o in session.get_outputs()]
+    if inputs != dict.fromkeys(INPUT_NAMES, "tensor(int64)") or outputs[:1] != ["tensor(float)"]:
+        raise ArtifactError(
+            f"{path} must take int64 {list(INPUT_NAMES)} and return float logits; "
+            f"it takes {inputs} and returns {outputs}"
+        )
+
+
+def _check_placement(session: ort.InferenceSession, plan: SessionPlan) -> None:
+    """Refuse a session whose graph does not actually run on the planned provider."""
+    attached = session.get_providers()
+    if attached[0] != plan.provider:
+        raise ProviderError(f"asked ONNX Runtime for {plan.provider}, it attached {attached}")
+    # get_providers() only lists registration; the assignment says where nodes really run.
+    # Older onnxruntime versions have no assignment record: then registration must do.
+    assignment = getattr(session, "get_provider_graph_assignment_info", lambda: [])()
+    nodes = Counter(subgraph.ep_name for subgraph in assignment for _ in subgraph.get_nodes())
+    if nodes and not nodes[plan.provider]:
+        raise ProviderError(f"{plan.describe()}: no node was assigned to it (placement {dict(nodes)})")
+    _log.info("%s: nodes per provider %s", plan.describe(), dict(nodes) or "not recorded")
+
+
+class Model:
+    """A verified session that maps token ids and mask to float32 logits.
+
+    Thread-safe; this base class runs any batch as it is, as the CPU provider wants.
+    """
+
+    def __init__(self, session: ort.InferenceSession, plan: SessionPlan) -> None:
+        self.session = session
+        self.plan = plan
+        self._output = session.get_outputs()[0].name
+
+    @property
+    def cuda_graphs(self) -> bool:
+        """Whether runs replay CUDA graphs, which belong to the thread that captured them."""
+        return self.plan.cuda_graphs
+
+    def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Logits, float32 [n, labels], for int64 IDS and MASK of shape [n, sequence_length]."""
+        return self.session.run([self._output], {"input_ids": ids, "attention_mask": mask})[0]
+
+
+class BoundModel(Model):
+    """Runs batches in fixed, bound buffers: one bucket per batch size, padded up to it.
+
+    A CUDA graph replays the addresses it captured, so each bucket has its own buffers,
+    IO binding and graph id, and inputs are copied in place (`update_inplace`). Padding rows
+    are a real encoding (the empty text's [CLS][SEP]): a fully masked row can turn an fp16
+    attention into NaN. Graphs live in the provider's per-thread context, so runs are
+    serialised, and the first run on a thread first captures that thread's graphs (a
+    warm-up run of every bucket) rather than in the middle of a request; the constructor
+    warms up the opening thread.
+    """
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        plan: SessionPlan,
+        filler: tuple[np.ndarray, np.ndarray],
+        n_labels: int,
+    ) -> None:
+        super().__init__(session, plan)
+        self._filler = filler
+        sequence_length = filler[0].shape[1]
+        graph_ids = range(1, len(plan.buckets) + 1) if plan.cuda_graphs else [None] * len(plan.buckets)
+        self._slots = [
+            _Slot.bind(session, size, (sequence_length, n_labels), plan.device, graph_id)
+            for size, graph_id in zip(plan.buckets, graph_ids)
+        ]
+        self._lock = threading.Lock()
+        self._warm_threads: set[int] = set()
+        with self._lock:
+            self._warm_up()
+
+    def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        largest = self._slots[-1].size
+        if len(ids) > largest:
+            starts = range(0, len(ids), largest)
+            return np.concatenate([self.run(ids[i : i + largest], mask[i : i + largest]) for i in starts])
+        slot = next(slot for slot in self._slots if slot.size >= len(ids))
+        with self._lock:
+            if self.cuda_graphs and threading.get_ident() not in self._warm_threads:
+                self._warm_up()
+            logits = slot.run(self.session, *self._pad(ids, mask, slot.size))
+            return logits[: len(ids)].copy()  # a CPU buffer's numpy() is a view into it
+
+    def _pad(self, ids: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(ids) == size:
+            return ids, mask
+        fill_ids, fill_mask = self._fill(size - len(ids))
+        return np.concatenate([ids, fill_ids]), np.concatenate([mask, fill_mask])
+
+    def _fill(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        ids, mask = self._filler
+        return np.repeat(ids, rows, axis=0), np.repeat(mask, rows, axis=0)
+
+    def _warm_up(self) -> None:
+        """Run every bucket once on this thread: allocates, and captures its CUDA graphs."""
+        for slot in self._slots:
+            slot.run(self.session, *self._fill(slot.size))
+        self._warm_threads.add(threading.get_ident())
+        thread = threading.current_thread().name
+        _log.info("%s: warmed %d buckets on thread %s", self.plan.describe(), len(self._slots), thread)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One bucket's fixed buffers, their binding, and the run options naming its graph."""
+
+    size: int
+    ids: ort.OrtValue
+    mask: ort.OrtValue
+    logits: ort.OrtValue
+    binding: ort.IOBinding
+    run_options: ort.RunOptions
+
+    @classmethod
+    def bind(
+        cls,
+        session: ort.InferenceSession,
+        size: int,
+        widths: tuple[int, int],
+        device: str,
+        graph_id: int | None,
+    ) -> _Slot:
+        """Allocate [size, sequence_length] inputs and [size, n_labels] logits (WIDTHS) on DEVICE."""
+        sequence_length, n_labels = widths
+
+        def buffer(width: int, dtype: type) -> ort.OrtValue:
+            return ort.OrtValue.ortvalue_from_shape_and_type([size, width], dtype, device, 0)
+
+        ids, mask = buffer(sequence_length, np.int64), buffer(sequence_length, np.int64)
+        logits = buffer(n_labels, np.float32)
+        binding = session.io_binding()
+        binding.bind_ortvalue_input("input_ids", ids)
+        binding.bind_ortvalue_input("attention_mask", mask)
+        binding.bind_ortvalue_output(session.get_outputs()[0].name, logits)
+        run_options = ort.RunOptions()
+        if graph_id is not None:
+            run_options.add_run_config_entry("gpu_graph_id", str(graph_id))
+        return cls(size, ids, mask, logits, binding, run_options)
+
+    def run(self, session: ort.InferenceSession, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.ids.update_inplace(ids)
+        self.mask.update_inplace(mask)
+        session.run_with_iobinding(self.binding, self.run_options)
+        return self.logits.numpy()
+
+
+def open_model(
+    manifest: Manifest,
+    plans: Sequence[SessionPlan],
+    *,
+    filler: tuple[np.ndarray, np.ndarray],
+    threads: int | None = None,
+) -> Model:
+    """The first of PLANS that opens and warms up; a failure is logged and the next tried.
+
+    Args:
+        manifest: The artifact; each plan's model file is checked against its sha256.
+        plans: From `plan_sessions`, best first.
+        filler: ids and mask, each [1, sequence_length], of the row that pads GPU buckets.
+        threads: Intra-op threads; None lets ONNX Runtime use one per physical core.
+
+    Raises:
+        ProviderError: The last plan failed too.
+        ArtifactError: A model file is missing or does not match the manifest.
+    """
+    if not plans:
+        raise ValueError("open_model needs at least one plan, got none")
+    *fallbacks, last = plans
+    for plan in fallbacks:
+        try:
+            return _open(manifest, plan, filler, threads)
+        except ProviderError as exc:
+            _log.warning("%s is unusable, trying the next plan: %s", plan.describe(), exc)
+    return _open(manifest, last, filler, threads)
+
+
+def _open(
+    manifest: Manifest, plan: SessionPlan, filler: tuple[np.ndarray, np.ndarray], threads: int | None
+) -> Model:
+    session = create_session(manifest.verified_path(manifest.variant(plan.variant)), plan, threads=threads)
+    if not plan.buckets:
+        return Model(session, plan)
+    try:
+        return BoundModel(session, plan, filler, len(manifest.labels))
+    except Exception as exc:  # binding or graph capture failed: this plan cannot run here
+        raise ProviderError(f"{plan.describe()} failed its warm-up run: {exc}") from exc

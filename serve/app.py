@@ -1,0 +1,423 @@
+"""The ASGI app: FastAPI routes in front of the runtime's `Service` (the dynamic batcher).
+
+Handlers are thin: they check the limits only HTTP has, submit every text of a request to
+the Service at once (so its texts share batches with other requests'), await them under
+the request's deadline, and shape the answer. Everything else is the runtime's.
+
+Lifecycle, as /readyz reports it:
+
+    starting  the server listens; the Service exists, a warm-up text is on its way
+    ready     the warm-up text came back through the batcher: requests are served
+    failed    the warm-up failed; the log says why, and requests get 503
+    draining  shutdown began: requests still arriving get 503, accepted ones finish
+
+`drain(app)` enters the last state; `vigil.serve.server.Server` calls it the moment
+shutdown starts, before uvicorn stops listening and waits for open requests. The lifespan's
+shutdown then closes the Service with `wait=True`, so nothing accepted goes unanswered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hmac
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+
+from vigil.runtime import BatcherConfig, Classifier, Service, VigilError, aggregate
+
+from .body_limit import BodyLimitMiddleware
+from .errors import ApiError, error_response, error_status
+from .metrics import Metrics, MetricsMiddleware
+from .schemas import (
+    AggregateRequest,
+    AggregateResponse,
+    ClassifyRequest,
+    ClassifyResponse,
+    ErrorResponse,
+    GroupResult,
+    ModelInfo,
+    ProbeStatus,
+    TextResult,
+)
+from .settings import ServeSettings
+
+__all__ = ["Lifecycle", "create_app", "drain"]
+
+_log = logging.getLogger(__name__)
+
+_WARM_UP_TEXT = "RT @vigil: warming up the model before serving https://example.org"
+
+# Documented in the OpenAPI schema of every scoring route.
+_ERROR_ANSWERS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "The body is not valid JSON.",
+        401: "The API key is missing or wrong (only when the server has one).",
+        413: "The body is larger than the server's limit.",
+        422: "A field has the wrong type, or a limit on texts is exceeded; `field` names it.",
+        503: "Not ready, shutting down, or the queue is full; see Retry-After.",
+        504: "The request's deadline passed; its unfinished texts were dropped.",
+    }.items()
+}
+
+
+class Lifecycle(enum.Enum):
+    """Where the app is between start and exit (see the module docstring)."""
+
+    STARTING = "starting"
+    READY = "ready"
+    FAILED = "failed"
+    DRAINING = "draining"
+
+
+@dataclass
+class _AppState:
+    """What the routes share; one per app, kept in `app.state.vigil`."""
+
+    classifier: Classifier
+    batcher: BatcherConfig
+    settings: ServeSettings
+    metrics: Metrics
+    model_info: ModelInfo
+    lifecycle: Lifecycle = Lifecycle.STARTING
+    service: Service | None = None
+
+
+def create_app(
+    classifier: Classifier,
+    batcher: BatcherConfig = BatcherConfig(),
+    settings: ServeSettings = ServeSettings(),
+) -> FastAPI:
+    """Build the HTTP app that serves CLASSIFIER through a dynamic batcher.
+
+    The app starts its `Service` in its lifespan and closes it at shutdown; the caller
+    keeps owning the classifier and closes it after the server exits. Run the app with
+    `vigil.serve.server.Server` so that /readyz turns 503 as soon as shutdown begins.
+
+    Args:
+        classifier: An open classifier; its labels, thresholds and variant shape answers.
+        batcher: Batch size, batch wait and queue size of the Service.
+        settings: Request limits, deadline and optional API key.
+    """
+    state = _AppState(
+        classifier=classifier,
+        batcher=batcher,
+        settings=settings,
+        metrics=Metrics(),
+        model_info=ModelInfo(
+            variant=classifier.variant, provider=classifier.provider, random_weights=classifier.random_weights
+        ),
+    )
+    app = FastAPI(
+        title="vigil",
+        version=version("vigil"),
+        description="Scores tweets with m2im/smaller_labse_finetuned_twitter (six sigmoid labels).",
+        lifespan=_lifespan,
+    )
+    app.state.vigil = state
+    guarded = [Depends(_require_api_key)] if settings.api_key is not None else []
+    app.include_router(_probes)
+    app.include_router(_scoring, dependencies=guarded)
+    app.include_router(_metrics_route, dependencies=guarded)
+    _install_error_handlers(app, state)
+    # The last added is outermost: the timer also sees the 413s, which come before routing.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=_count_error(state))
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    return app
+
+
+def drain(app: FastAPI) -> None:
+    """Start draining: /readyz answers 503 and new requests are refused; accepted ones finish."""
+    _state_of(app).lifecycle = Lifecycle.DRAINING
+
+
+def _state_of(app: FastAPI) -> _AppState:
+    return app.state.vigil
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the Service, warm it up in the background, and close it at shutdown.
+
+    The warm-up runs after the server starts listening, so /healthz answers (and /readyz
+    says 503) while the first batch is slow.
+    """
+    state = _state_of(app)
+    # On a GPU with CUDA graphs this runs a first batch; nothing is served before it.
+    service = Service(state.classifier, state.batcher, observer=state.metrics.observe_batch)
+    state.service = service
+    state.metrics.watch_queue_depth(lambda: service.queue_depth)
+    warm_up = asyncio.create_task(_warm_up(state, service), name="vigil-warm-up")
+    try:
+        yield
+    finally:
+        state.lifecycle = Lifecycle.DRAINING
+        warm_up.cancel()
+        # A thread, so the loop can still deliver answers for batches still in flight.
+        await asyncio.to_thread(service.close, wait=True)
+
+
+async def _warm_up(state: _AppState, service: Service) -> None:
+    """Send one real text through the batcher; serve only once it came back."""
+    try:
+        await service.submit_async(_WARM_UP_TEXT)
+    except Exception:
+        _log.exception("warm-up request failed; the server stays unready")
+        state.lifecycle = Lifecycle.FAILED
+        return
+    if state.lifecycle is Lifecycle.STARTING:
+        state.lifecycle = Lifecycle.READY
+        _log.info("ready: %s on %s", state.model_info.variant, state.model_info.provider)
+
+
+# --- dependencies -----------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="The server's API key, when it has one.")
+
+
+def _app_state(request: Request) -> _AppState:
+    return _state_of(request.app)
+
+
+AppState = Annotated[_AppState, Depends(_app_state)]
+
+
+def _require_api_key(
+    state: AppState, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """401 unless the request carries `Authorization: Bearer <the server's key>`."""
+    key = state.settings.api_key
+    if credentials is None:
+        raise ApiError(
+            401, "unauthorized", "this server needs an 'Authorization: Bearer <key>' header",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    # Constant time, so that response timing does not reveal how much of a guess was right.
+    if key is None or not hmac.compare_digest(credentials.credentials.encode(), key.encode()):
+        raise ApiError(
+            401, "unauthorized", "the API key is wrong",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+
+
+def _ready_service(state: AppState) -> Service:
+    """The Service, or 503 while the app is not ready to score."""
+    if state.lifecycle is Lifecycle.READY and state.service is not None:
+        return state.service
+    if state.lifecycle is Lifecycle.DRAINING:
+        raise ApiError(503, "shutting_down", "the server is shutting down", headers=_retry_after(state.settings))
+    message = f"the model is not ready to serve ({state.lifecycle.value})"
+    raise ApiError(503, "not_ready", message, headers=_retry_after(state.settings))
+
+
+ReadyService = Annotated[Service, Depends(_ready_service)]
+
+
+# --- routes -----------------------------------------------------------------------------
+
+_probes = APIRouter(tags=["probes"])
+_scoring = APIRouter(prefix="/v1", tags=["scoring"], responses=_ERROR_ANSWERS)
+_metrics_route = APIRouter(tags=["metrics"])
+
+
+@_probes.get("/healthz", response_model=ProbeStatus, summary="Liveness: 200 while the process serves.")
+async def healthz() -> ProbeStatus:
+    """Always 200 while the process answers; never needs the API key."""
+    return ProbeStatus(status="alive")
+
+
+@_probes.get(
+    "/readyz",
+    response_model=ProbeStatus,
+    summary="Readiness: 200 once warmed up, 503 before and while shutting down.",
+    responses={503: {"model": ProbeStatus, "description": "Starting, failed or draining."}},
+)
+async def readyz(state: AppState) -> Any:
+    """200 only after a warm-up text went through the batcher; never needs the API key."""
+    status = ProbeStatus(status=state.lifecycle.value)
+    if state.lifecycle is Lifecycle.READY:
+        return status
+    return JSONResponse(status.model_dump(), status_code=503, headers=_retry_after(state.settings))
+
+
+@_scoring.post("/classify", response_model=ClassifyResponse, summary="Score one or several tweets.")
+async def classify(body: ClassifyRequest, state: AppState, service: ReadyService) -> ClassifyResponse:
+    """Per text, the probability of every label and the labels at or above threshold."""
+    texts = body.all_texts()
+    if body.text is not None:
+        _check_limits(state.settings, texts, "text", "text")
+    else:
+        _check_limits(state.settings, texts, "texts", "texts[{i}]")
+    probabilities = await _score(service, texts, state.settings.timeout_s)
+    labels = state.classifier.labels
+    decisions = state.classifier.decide(probabilities)
+    return ClassifyResponse(
+        model=state.model_info,
+        results=[
+            TextResult(scores=_by_label(labels, row), labels=_named(labels, flags))
+            for row, flags in zip(probabilities, decisions)
+        ],
+    )
+
+
+@_scoring.post("/aggregate", response_model=AggregateResponse, summary="Mean scores per group of tweets.")
+async def aggregate_groups(body: AggregateRequest, state: AppState, service: ReadyService) -> AggregateResponse:
+    """Per group, the mean probability of every label and the labels whose mean is at or
+    above threshold: how the model's authors judge a place rather than a single tweet."""
+    texts = [item.text for item in body.items]
+    _check_limits(state.settings, texts, "items", "items[{i}].text")
+    probabilities = await _score(service, texts, state.settings.timeout_s)
+    clf = state.classifier
+    scores = aggregate(probabilities, [item.group for item in body.items], clf.labels, clf.thresholds)
+    return AggregateResponse(
+        model=state.model_info,
+        groups=[
+            GroupResult(
+                group=group, count=int(count), means=_by_label(clf.labels, means), flags=_named(clf.labels, flags)
+            )
+            for group, count, means, flags in zip(scores.groups, scores.counts, scores.means, scores.flags)
+        ],
+    )
+
+
+@_metrics_route.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics.",
+    responses={200: {"content": {Metrics.content_type: {}}, "description": "Prometheus text format."}},
+)
+async def metrics(state: AppState) -> Response:
+    """Request latency, batch size, queue depth and wait, inference time and errors."""
+    return Response(state.metrics.render(), media_type=Metrics.content_type)
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _check_limits(settings: ServeSettings, texts: Sequence[str], field: str, text_field: str) -> None:
+    """422 naming the field when a request has too many texts or one is too long.
+
+    Args:
+        field: The request field holding the texts, e.g. "texts".
+        text_field: The field of text i, with "{i}" for its index, e.g. "texts[{i}]".
+    """
+    if len(texts) > settings.max_texts:
+        raise ApiError(
+            422, "too_many_texts", f"{field} has {len(texts)} entries; the limit is {settings.max_texts}", field=field
+        )
+    for i, text in enumerate(texts):
+        if len(text) > settings.max_text_chars:
+            name = text_field.format(i=i)
+            raise ApiError(
+                422, "text_too_long", f"{name} has {len(text)} characters; the limit is {settings.max_text_chars}",
+                field=name,
+            )
+
+
+async def _score(service: Service, texts: Sequence[str], timeout_s: float) -> np.ndarray:
+    """Probabilities [n, n_labels] of TEXTS, all submitted before any is awaited.
+
+    Submitting everything first lets one request's texts share batches with each other's
+    and other requests'. When the deadline passes or one text fails, every unfinished text
+    is cancelled, which drops it from the queue before it costs compute.
+    """
+    tasks = [asyncio.create_task(service.submit_async(text)) for text in texts]
+    try:
+        rows = await asyncio.wait_for(asyncio.gather(*tasks), timeout_s)
+    except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+        raise ApiError(
+            504, "deadline_exceeded", f"the request did not finish within its {timeout_s:g} s deadline"
+        ) from None
+    finally:
+        for task in tasks:
+            task.cancel()  # no-op for finished ones
+    return np.stack(rows)
+
+
+def _by_label(labels: Sequence[str], values: np.ndarray) -> dict[str, float]:
+    return {label: float(value) for label, value in zip(labels, values)}
+
+
+def _named(labels: Sequence[str], flags: np.ndarray) -> list[str]:
+    return [label for label, flag in zip(labels, flags) if flag]
+
+
+def _retry_after(settings: ServeSettings) -> dict[str, str]:
+    return {"Retry-After": str(settings.retry_after_s)}
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def _count_error(state: _AppState) -> Callable[[ApiError], None]:
+    """Count an error answer by kind in the app's metrics."""
+    return lambda error: state.metrics.count_error(error.kind)
+
+
+def _install_error_handlers(app: FastAPI, state: _AppState) -> None:
+    """Every failure, whoever raises it, becomes an ApiError answered as JSON and counted."""
+    count = _count_error(state)
+
+    def answer(error: ApiError) -> JSONResponse:
+        count(error)
+        return error_response(error)
+
+    async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return answer(exc)
+
+    async def on_vigil_error(request: Request, exc: VigilError) -> JSONResponse:
+        status, kind = error_status(exc)
+        headers = _retry_after(state.settings) if status == 503 else None
+        return answer(ApiError(status, kind, str(exc), headers=headers))
+
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return answer(_validation_error(exc))
+
+    async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        """The router's own refusals, 404 and 405."""
+        detail = str(exc.detail)
+        kind = detail.lower().replace(" ", "_")  # "Not Found" -> "not_found"
+        return answer(ApiError(exc.status_code, kind, detail, headers=exc.headers))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette re-raises the exception after this answer, so the server logs it.
+        return answer(ApiError(500, "internal", "internal server error; the server log has details"))
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(VigilError, on_vigil_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def _validation_error(exc: RequestValidationError) -> ApiError:
+    """400 for a body that is not JSON, else 422 naming the first offending field."""
+    first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        reason = first.get("ctx", {}).get("error", first["msg"])
+        return ApiError(400, "malformed_json", f"the body is not valid JSON: {reason}")
+    field = _field_name(first["loc"])
+    return ApiError(422, "validation", f"{field}: {first['msg']}", field=field)
+
+
+def _field_name(loc: Sequence[str | int]) -> str:
+    """("body", "texts", 2) -> "texts[2]"; ("body", "items", 0, "text") -> "items[0].text"."""
+    name = ""
+    for part in loc[1:] if loc[:1] == ("body",) else loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else str(part)
+    return name or "body"

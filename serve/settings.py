@@ -1,0 +1,67 @@
+"""What the HTTP server allows: request limits, the request deadline and the API key.
+
+The batcher's own limits (batch size, wait, queue) live in `BatcherConfig`; these are the
+ones only HTTP has. Like every vigil config this is a frozen dataclass checked when built,
+and it reads no environment: the command line reads the key from the variable it is told.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+__all__ = ["ServeSettings"]
+
+
+def _positive_int(name: str, value: object) -> None:
+    """Reject bools too: `True` is an int to Python but never a limit to a user."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+
+
+def _positive_seconds(name: str, value: object) -> None:
+    """A finite duration > 0: a zero deadline would fail every request."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits and authentication of the HTTP front end.
+
+    Attributes:
+        max_body_bytes: Largest request body; a bigger one is refused with 413 before it
+            is parsed, whether it announces its length or arrives chunked.
+        max_texts: Most texts (or items) in one request.
+        max_text_chars: Longest text, in characters. The model reads only 32 tokens, so a
+            long text costs tokenization time and no accuracy.
+        timeout_s: Deadline of one request, from the moment its texts are submitted; past
+            it the request gets 504 and its texts still queued are dropped before compute.
+        retry_after_s: Seconds a client is told to wait (Retry-After) after a 503.
+        api_key: When set, every route except /healthz and /readyz needs the header
+            `Authorization: Bearer <api_key>`. That includes /metrics, which reveals traffic
+            volumes; Prometheus sends the key through its scrape config's `authorization`.
+            Probes stay open because orchestrators call them without credentials.
+    """
+
+    max_body_bytes: int = 1 << 20
+    max_texts: int = 256
+    max_text_chars: int = 4096
+    timeout_s: float = 10.0
+    retry_after_s: int = 1
+    api_key: str | None = field(default=None, repr=False)  # settings end up in logs
+
+    def __post_init__(self) -> None:
+        _positive_int("max_body_bytes", self.max_body_bytes)
+        _positive_int("max_texts", self.max_texts)
+        _positive_int("max_text_chars", self.max_text_chars)
+        _positive_seconds("timeout_s", self.timeout_s)
+        _positive_int("retry_after_s", self.retry_after_s)
+        if self.api_key is not None and not isinstance(self.api_key, str):
+            raise TypeError(f"api_key must be a str or None, got {type(self.api_key).__name__}")
+        if self.api_key == "":
+            raise ValueError("api_key must not be empty; use None to turn authentication off")

@@ -1,0 +1,73 @@
+"""Smoke tests of the benchmarks: `--quick` on the CPU and the GPU script's `--dry-run`.
+
+Plumbing only: every contender runs on the tiny stand-in, and the tests check that the
+reports come out whole. Nothing asserts a timing: CI's two cores are shared.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.config import quick_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run a benchmark command from the repository root, as its users do."""
+    process = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-4000:]
+    return process
+
+
+def test_quick_run_writes_json_table_and_plots(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    process = run_script("-m", "benchmarks.run", "--quick", "--out", str(out), "--cache-dir", str(tmp_path / "cache"))
+
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert {"machine", "versions", "config", "inputs", "contenders", "service", "targets"} <= set(results)
+    assert results["quick"] and results["inputs"]["random_weights"]
+    for name in quick_config().contenders:
+        entry = results["contenders"][name]
+        assert entry["status"] == "ok", entry.get("traceback", entry.get("reason"))
+        assert entry["accuracy"]["texts"] == quick_config().accuracy_texts
+        assert [p["batch_size"] for p in entry["throughput"]["end_to_end"]] == list(quick_config().batch_sizes)
+        assert entry["latency"]["n"] >= 1
+    assert results["contenders"]["vigil-int8"]["throughput"]["model_only"]
+    assert results["contenders"]["optimum"]["status"] == "skipped"  # says why, in the report too
+    assert {run["clients"] for run in results["service"]["closed_loop"]} == {1, 16}
+    assert results["service"]["open_loop"][0]["batch_sizes"]
+    assert all(target["value"] is not None for target in results["targets"] if "optimum" not in target["name"])
+
+    table = (out / "results.md").read_text(encoding="utf-8")
+    for heading in ("## Throughput, end to end", "## Batch-1 latency", "## Accuracy", "## Service", "## Targets"):
+        assert heading in table
+    assert table in process.stdout
+    if importlib.util.find_spec("matplotlib") is not None:
+        for plot in ("throughput.png", "latency.png"):
+            assert (out / plot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_gpu_dry_run_reports_what_it_could_not_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    process = run_script("benchmarks/gpu.py", "--dry-run", "--out", str(out), "--scratch", str(tmp_path / "scratch"))
+
+    results = json.loads((out / "gpu-results.json").read_text(encoding="utf-8"))
+    assert results["dry_run"] and {"machine", "probe", "versions", "config", "contenders"} <= set(results)
+    contenders = results["contenders"]
+    for name in ("pytorch-cpu", "vigil-cpu"):
+        assert contenders[name]["status"] == "ok", contenders[name]
+        assert contenders[name]["throughput"]["end_to_end"] and contenders[name]["latency"]["n"] >= 1
+    if "CUDAExecutionProvider" not in results["probe"]["onnxruntime"].get("providers", []):
+        assert contenders["vigil-cuda"]["status"] == "skipped"
+        assert "CUDAExecutionProvider" in contenders["vigil-cuda"]["reason"]
+        assert f"vigil-cuda: NOT RUN: {contenders['vigil-cuda']['reason']}" in process.stdout

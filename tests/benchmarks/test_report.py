@@ -1,0 +1,70 @@
+"""The target arithmetic of benchmarks.report, on hand-made results."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.measure import Budget, planned_batches
+from benchmarks.report import compare, format_target, targets
+
+
+def curve(rates: dict[int, float]) -> list[dict[str, float]]:
+    return [{"batch_size": b, "texts_per_s": r} for b, r in rates.items()]
+
+
+def results() -> dict:
+    fast = {1: 40.0, 32: 90.0, 64: 100.0}
+    return {
+        "contenders": {
+            "pipeline": {
+                "throughput": {"end_to_end": curve({1: 10.0, 32: 25.0, 64: 30.0})},
+                "latency": {"p50_ms": 100.0},
+            },
+            "vigil-fp32": {
+                "throughput": {"end_to_end": curve(fast), "model_only": curve({1: 40.0, 32: 100.0, 64: 100.0})}
+            },
+            "vigil-int8": {
+                "throughput": {"end_to_end": curve(fast), "model_only": curve(fast)},
+                "latency": {"p50_ms": 20.0},
+                "accuracy": {"label_agreement": 0.995},
+            },
+        },
+        "service": {"variant": "int8", "closed_loop": [{"clients": 16, "achieved_rate": 72.0}]},
+    }
+
+
+def by_name(name: str) -> object:
+    return next(t for t in targets(results()) if t.name.startswith(name))
+
+
+def test_ratios_and_verdicts() -> None:
+    assert by_name("vigil-fp32 end to end").value == 0.9 and by_name("vigil-fp32 end to end").met
+    assert "batch 32" in by_name("vigil-fp32 end to end").detail  # the worst batch size is named
+    assert by_name("vigil-int8 / card pipeline, end to end").value == 100.0 / 30.0
+    assert (
+        by_name("vigil-int8 / card pipeline, batch-1").value == 0.2
+        and by_name("vigil-int8 / card pipeline, batch-1").met
+    )
+    assert by_name("vigil-fp32 / pipeline").value == 100.0 / 30.0  # worst at batch 64
+    assert by_name("Service").value == 0.8 and by_name("Service").met is False
+    assert by_name("vigil-int8 label agreement").met
+
+
+def test_what_did_not_run_is_not_measured_rather_than_missed() -> None:
+    target = by_name("vigil-fp32 / optimum")
+    assert target.value is None and target.met is None
+    assert format_target(target).startswith("n/a")
+
+
+def test_compare_counts_flips_at_one_half() -> None:
+    reference = np.array([[0.2, 0.6], [0.51, 0.9]], dtype=np.float32)
+    candidate = np.array([[0.2, 0.4], [0.52, 0.9]], dtype=np.float32)
+    found = compare(reference, candidate)
+    assert found["label_flips"] == 1 and found["label_agreement"] == 0.75
+    assert abs(found["max_abs_prob_diff"] - 0.2) < 1e-6
+
+
+def test_planned_batches_is_at_least_one_and_capped_by_count() -> None:
+    assert planned_batches(1024, rate=20.0, budget=Budget(2.0, 4096)) == 1
+    assert planned_batches(8, rate=400.0, budget=Budget(2.0, 4096)) == 100
+    assert planned_batches(8, rate=1e6, budget=Budget(2.0, 64)) == 8

@@ -1,0 +1,94 @@
+"""Tests for vigil.runtime.aggregate, against a plain Python loop over the rows."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vigil.runtime import Classifier, GroupScores, aggregate
+
+LABELS = ("a", "b", "c")
+
+
+def by_loop(probabilities: np.ndarray, groups: Sequence[Hashable], thresholds: Sequence[float]) -> list[dict]:
+    """The obvious computation, one row at a time, in first-seen order."""
+    sums: dict[Hashable, list[float]] = {}
+    counts: dict[Hashable, int] = {}
+    for row, group in zip(probabilities.tolist(), groups):
+        if group not in sums:
+            sums[group], counts[group] = [0.0] * len(row), 0
+        sums[group] = [s + p for s, p in zip(sums[group], row)]
+        counts[group] += 1
+    rows = []
+    for group, total in sums.items():
+        means = [np.float32(s / counts[group]) for s in total]
+        row = {"group": group, "count": counts[group]}
+        for label, mean, threshold in zip(LABELS, means, thresholds):
+            row[label] = float(mean)
+            row[f"{label}_flag"] = bool(mean >= np.float32(threshold))
+        rows.append(row)
+    return rows
+
+
+def test_matches_a_plain_loop_on_mixed_group_keys() -> None:
+    rng = random.Random(3)
+    keys: list[Hashable] = ["paris", "beirut", 7, None, ("lat", 1.5), "delhi"]
+    groups = [rng.choice(keys) for _ in range(5000)]
+    probabilities = np.random.default_rng(3).random((5000, 3), dtype=np.float32)
+    thresholds = np.array([0.5, 0.45, 0.55], dtype=np.float32)
+    scores = aggregate(probabilities, groups, LABELS, thresholds)
+    expected = by_loop(probabilities, groups, thresholds)
+    assert scores.groups == tuple(row["group"] for row in expected)
+    rows = scores.to_rows()
+    assert [list(row) for row in rows] == [["group", "count", "a", "a_flag", "b", "b_flag", "c", "c_flag"]] * len(rows)
+    for got, want in zip(rows, expected):
+        assert got["group"] == want["group"] and got["count"] == want["count"]
+        for label in LABELS:
+            assert got[label] == pytest.approx(want[label], abs=1e-6)
+            assert got[f"{label}_flag"] == want[f"{label}_flag"]
+        assert all(type(got[k]) is t for k, t in (("count", int), ("a", float), ("a_flag", bool)))
+
+
+def test_shapes_and_dtypes() -> None:
+    scores = aggregate(np.array([[0.2, 0.4, 0.6], [0.4, 0.6, 0.8], [0.9, 0.1, 0.5]]), ["x", "x", "y"], LABELS, np.full(3, 0.5))
+    assert isinstance(scores, GroupScores) and scores.labels == LABELS
+    assert scores.counts.tolist() == [2, 1] and scores.counts.dtype == np.int64
+    assert scores.means.dtype == np.float32 and scores.means.shape == (2, 3)
+    np.testing.assert_allclose(scores.means, [[0.3, 0.5, 0.7], [0.9, 0.1, 0.5]], rtol=0, atol=1e-7)
+    assert scores.flags.tolist() == [[False, True, True], [True, False, True]]  # a mean equal to 0.5 flags
+
+
+def test_no_rows_no_groups() -> None:
+    scores = aggregate(np.zeros((0, 3), dtype=np.float32), [], LABELS, np.full(3, 0.5))
+    assert scores.groups == () and scores.means.shape == (0, 3) and scores.to_rows() == []
+
+
+@pytest.mark.parametrize(
+    ("probabilities", "groups", "thresholds", "message"),
+    [
+        (np.zeros((2, 4)), ["x", "y"], np.full(3, 0.5), "need probabilities"),
+        (np.zeros((2, 3)), ["x"], np.full(3, 0.5), "one group per row"),
+        (np.zeros((2, 3)), ["x", "y"], np.full(2, 0.5), "thresholds"),
+    ],
+)
+def test_mismatched_shapes_are_refused(probabilities, groups, thresholds, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        aggregate(probabilities, groups, LABELS, thresholds)
+
+
+def test_aggregates_a_classifier_by_language(tiny_artifact: Path, shared_tweets: dict[str, list[str]]) -> None:
+    texts = [t for lines in shared_tweets.values() for t in lines[:50]]
+    languages = [lang for lang, lines in shared_tweets.items() for _ in lines[:50]]
+    with pytest.warns(UserWarning, match="random-weight"), Classifier.open(tiny_artifact) as classifier:
+        probabilities = classifier.predict(texts)
+        scores = aggregate(probabilities, languages, classifier.labels, classifier.thresholds)
+    assert scores.groups == tuple(shared_tweets)
+    assert scores.counts.tolist() == [50] * len(shared_tweets)
+    for i, language in enumerate(scores.groups):
+        mean = probabilities[[lang == language for lang in languages]].mean(axis=0, dtype=np.float64)
+        np.testing.assert_allclose(scores.means[i], mean, rtol=0, atol=1e-6)
+        assert scores.flags[i].tolist() == (scores.means[i] >= classifier.thresholds).tolist()

@@ -1,0 +1,94 @@
+"""Parity with the model card: the engine against transformers' pipeline on every tweet.
+
+The card's quick start cleans each tweet with `clean_tweet` and runs
+`pipeline("text-classification", model=..., tokenizer=..., truncation=True, top_k=None)`.
+On the tiny stand-in that reference runs in seconds, so every one of the 24,240 shared
+tweets is compared, for every variant of the artifact on the CPU, within the tolerance that
+`vigil export` holds that variant to (export/validate.py). Scores are matched by label name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vigil.runtime import Classifier, clean_tweet
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+validate = pytest.importorskip("vigil.export.validate")
+
+
+@pytest.fixture(scope="module")
+def tweets(shared_tweets: dict[str, list[str]]) -> list[str]:
+    texts = [t for lines in shared_tweets.values() for t in lines]
+    assert len(texts) >= 24_240  # str.splitlines also splits inside 8 tweets (e.g. at U+2028)
+    return texts
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_checkpoint: Path):
+    return transformers.pipeline(
+        "text-classification", model=str(tiny_checkpoint), tokenizer=str(tiny_checkpoint), truncation=True, top_k=None
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(pipe, tweets: list[str]) -> list[list[dict]]:
+    # One torch thread: the tiny model gains nothing from more, and on a busy two-core
+    # machine torch's spinning OpenMP threads made this 8x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return pipe([clean_tweet(t) for t in tweets], batch_size=256)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def by_label(outputs: list[list[dict]], labels: tuple[str, ...]) -> np.ndarray:
+    return np.array([[{d["label"]: d["score"] for d in row}[label] for label in labels] for row in outputs])
+
+
+def test_the_pipeline_applies_a_sigmoid_for_multi_label_classification(pipe, tweets: list[str]) -> None:
+    assert pipe.model.config.problem_type == "multi_label_classification"
+    text = clean_tweet(tweets[0])
+    with torch.no_grad():
+        logits = pipe.model(**pipe.tokenizer([text], truncation=True, return_tensors="pt")).logits[0].double()
+    labels = tuple(pipe.model.config.id2label[i] for i in range(len(logits)))
+    np.testing.assert_allclose(by_label(pipe([text]), labels)[0], torch.sigmoid(logits).numpy(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8", "fp16", "fp16-fused"])
+def test_every_variant_matches_the_pipeline_on_every_tweet(
+    tiny_artifact: Path, tweets: list[str], reference: list[list[dict]], variant: str
+) -> None:
+    with pytest.warns(UserWarning, match="random-weight"):
+        classifier = Classifier.open(tiny_artifact, provider="cpu", variant=variant, threads=1)
+    with classifier:
+        probabilities = classifier.predict(tweets, batch_size=256)
+        precision = classifier.manifest.variants[variant].precision
+    expected = by_label(reference, classifier.labels)
+    worst = float(np.abs(probabilities - expected).max())
+    assert worst <= validate.TOLERANCES[precision].max_prob_diff, f"{variant}: max |dp| {worst:.3g}"
+
+
+def test_pipeline_output_has_the_pipelines_form(
+    tiny_artifact: Path, tweets: list[str], reference: list[list[dict]]
+) -> None:
+    with pytest.warns(UserWarning, match="random-weight"):
+        classifier = Classifier.open(tiny_artifact, provider="cpu", variant="fp32")
+    with classifier:
+        ours = classifier.pipeline_output(classifier.predict(tweets[::50]))
+    theirs = reference[::50]
+    tolerance = validate.TOLERANCES["fp32"].max_prob_diff
+    for mine, expected in zip(ours, theirs):
+        assert [set(d) for d in mine] == [{"label", "score"}] * len(expected)
+        assert all(type(d["score"]) is float for d in mine)
+        scores = [d["score"] for d in expected]
+        if all(a - b > 2 * tolerance for a, b in zip(scores, scores[1:])):  # no near-tie to flip
+            assert [d["label"] for d in mine] == [d["label"] for d in expected]
+        mine_scores = {d["label"]: d["score"] for d in mine}
+        assert all(abs(mine_scores[d["label"]] - d["score"]) <= tolerance for d in expected)
+        assert [d["score"] for d in mine] == sorted((d["score"] for d in mine), reverse=True)

@@ -1,0 +1,215 @@
+"""Tests for vigil.runtime.service: a Classifier behind the dynamic Batcher.
+
+The batcher's own rules (deadlines, draining, shutdown) are tested in test_batcher.py; here
+each request must get its own row, equal to scoring that text alone, and the service must
+fail, cancel, push back and close per request. Ordering is forced with Events on a gated
+`score`, never with sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vigil.runtime import BatcherClosedError, BatcherConfig, BatchRecord, Classifier, InputError, OverloadedError, Service
+from vigil.runtime.manifest import Manifest
+from vigil.runtime.session import BoundModel, SessionPlan, open_model
+
+TIMEOUT = 30.0
+ATOL = 1e-6  # batch composition may reorder float sums; nothing more
+
+
+class GatedScore:
+    """Wraps `Classifier.score`: records batch sizes, blocks while closed, can fail once."""
+
+    def __init__(self, classifier: Classifier, fail_on_call: int | None = None) -> None:
+        self.score = classifier.score
+        self.fail_on_call = fail_on_call
+        self.calls: list[int] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+    def hold(self) -> None:
+        self.release.clear()
+        self.entered.clear()
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.calls.append(len(ids))
+        self.entered.set()
+        assert self.release.wait(TIMEOUT), "gate never released"
+        if len(self.calls) == self.fail_on_call:
+            raise RuntimeError("injected model failure")
+        return self.score(ids, mask)
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_artifact: Path) -> Iterator[Classifier]:
+    with pytest.warns(UserWarning, match="random-weight"):
+        opened = Classifier.open(tiny_artifact, provider="cpu", variant="fp32")
+    with opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def texts(shared_tweets: dict[str, list[str]]) -> list[str]:
+    return [t for lines in shared_tweets.values() for t in lines[:40]]  # 240 tweets, 6 languages
+
+
+@pytest.fixture(scope="module")
+def alone(classifier: Classifier, texts: list[str]) -> dict[str, np.ndarray]:
+    """Each text scored on its own with predict: what the service must reproduce."""
+    return {text: classifier.predict([text])[0] for text in texts}
+
+
+@pytest.fixture
+def gate(classifier: Classifier, monkeypatch: pytest.MonkeyPatch) -> GatedScore:
+    gated = GatedScore(classifier)
+    monkeypatch.setattr(classifier, "score", gated)
+    return gated
+
+
+def hold_first_batch(service: Service, gate: GatedScore, text: str = "first") -> Future[np.ndarray]:
+    gate.hold()
+    first = service.submit(text)
+    assert gate.entered.wait(TIMEOUT)
+    return first
+
+
+def test_many_threads_each_get_exactly_their_own_row(classifier: Classifier, texts: list[str], alone) -> None:
+    requests = [texts[i % len(texts)] for i in range(4000)]
+    config = BatcherConfig(max_batch_size=64, max_wait_s=0.001, queue_size=8192)
+    records: list[BatchRecord] = []
+    with Service(classifier, config, observer=records.append) as service, ThreadPoolExecutor(8) as pool:
+        futures = list(pool.map(service.submit, requests))
+        results = [f.result(TIMEOUT) for f in futures]
+    assert len(results) == len(requests) == sum(r.size for r in records)  # none lost, none twice
+    for text, row in zip(requests, results):
+        assert row.shape == (6,) and row.dtype == np.float32
+        np.testing.assert_allclose(row, alone[text], rtol=0, atol=ATOL)
+
+
+def test_submit_async_gets_each_awaiting_task_its_own_row(classifier: Classifier, texts: list[str], alone) -> None:
+    async def main(service: Service) -> list[np.ndarray]:
+        return await asyncio.gather(*(service.submit_async(text) for text in texts * 4))
+
+    with Service(classifier, BatcherConfig(queue_size=2048)) as service:
+        results = asyncio.run(main(service))
+    for text, row in zip(texts * 4, results):
+        np.testing.assert_allclose(row, alone[text], rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("bad", [None, 7, b"bytes"])
+def test_a_bad_request_fails_at_submit_and_is_never_queued(classifier: Classifier, gate: GatedScore, bad: object) -> None:
+    with Service(classifier) as service:
+        with pytest.raises(InputError, match=f"is {type(bad).__name__}, not str"):
+            service.submit(bad)
+        with pytest.raises(InputError):
+            asyncio.run(service.submit_async(bad))
+        assert service.queue_depth == 0
+        assert service.submit("fine").result(TIMEOUT).shape == (6,)
+    assert gate.calls == [1]
+
+
+def test_a_failing_batch_fails_only_its_own_requests(classifier: Classifier, gate: GatedScore, alone, texts) -> None:
+    gate.fail_on_call = 2
+    with Service(classifier) as service:
+        first = hold_first_batch(service, gate, texts[7])
+        doomed = [service.submit(text) for text in texts[:5]]  # queued: they form batch 2
+        gate.release.set()
+        np.testing.assert_allclose(first.result(TIMEOUT), alone[texts[7]], rtol=0, atol=ATOL)
+        for future in doomed:
+            with pytest.raises(RuntimeError, match="injected model failure"):
+                future.result(TIMEOUT)
+        after = service.submit(texts[6])
+        np.testing.assert_allclose(after.result(TIMEOUT), alone[texts[6]], rtol=0, atol=ATOL)
+    assert gate.calls == [1, 5, 1]
+
+
+def test_close_answers_every_request_in_flight(classifier: Classifier, gate: GatedScore, texts, alone) -> None:
+    service = Service(classifier, BatcherConfig(max_batch_size=16))
+    first = hold_first_batch(service, gate)
+    queued = [service.submit(text) for text in texts]
+    closer = threading.Thread(target=service.close)
+    closer.start()
+    gate.release.set()
+    closer.join(TIMEOUT)
+    assert not closer.is_alive()
+    assert first.done() and all(f.done() for f in queued)
+    for text, future in zip(texts, queued):
+        np.testing.assert_allclose(future.result(), alone[text], rtol=0, atol=ATOL)
+    with pytest.raises(BatcherClosedError):
+        service.submit("late")
+
+
+def test_close_can_cancel_what_is_still_queued(classifier: Classifier, gate: GatedScore) -> None:
+    service = Service(classifier)
+    first = hold_first_batch(service, gate)
+    queued = [service.submit(f"tweet {i}") for i in range(10)]
+    service.close(wait=False, cancel_pending=True)
+    gate.release.set()
+    assert first.result(TIMEOUT).shape == (6,)
+    assert all(f.cancelled() for f in queued)
+    service.close()
+    assert gate.calls == [1]
+
+
+def test_a_cancelled_request_costs_no_compute(classifier: Classifier, gate: GatedScore) -> None:
+    with Service(classifier) as service:
+        hold_first_batch(service, gate)
+        cancelled, kept = service.submit("cancel me"), service.submit("keep me")
+        assert cancelled.cancel()
+        gate.release.set()
+        assert kept.result(TIMEOUT).shape == (6,)
+        with pytest.raises(CancelledError):
+            cancelled.result()
+    assert gate.calls == [1, 1]
+
+
+def test_a_full_queue_pushes_back(classifier: Classifier, gate: GatedScore) -> None:
+    with Service(classifier, BatcherConfig(queue_size=2)) as service:
+        hold_first_batch(service, gate)
+        waiting = [service.submit("a"), service.submit("b")]
+        with pytest.raises(OverloadedError, match="queue is full"):
+            service.submit("c")
+        with pytest.raises(OverloadedError):
+            service.submit("d", timeout=0.01)
+        gate.release.set()
+        assert all(f.result(TIMEOUT).shape == (6,) for f in waiting)
+
+
+def test_the_observer_sees_every_batch(classifier: Classifier) -> None:
+    records: list[BatchRecord] = []
+    with Service(classifier, observer=records.append) as service:
+        for _ in range(3):
+            service.submit("hello").result(TIMEOUT)
+    assert [r.size for r in records] == [1, 1, 1] and all(r.error is None for r in records)
+
+
+def test_with_cuda_graphs_the_model_warms_up_on_the_dispatcher_thread(
+    classifier: Classifier, tiny_artifact: Path, texts: list[str], alone
+) -> None:
+    # The GPU path on CPU buffers: buckets, padding rows and per-thread graph capture.
+    manifest = Manifest.load(tiny_artifact)
+    plan = SessionPlan("CPUExecutionProvider", "fp32", (("CPUExecutionProvider", {}),), (1, 2, 4, 8), cuda_graphs=True)
+    model = open_model(manifest, [plan], filler=classifier.encode([""]))
+    assert isinstance(model, BoundModel)
+    with Classifier(manifest, model) as bound, Service(bound, BatcherConfig(max_batch_size=8), name="graphs") as service:
+        dispatcher = next(t for t in threading.enumerate() if t.name == "graphs")
+        assert dispatcher.ident in model._warm_threads
+        with ThreadPoolExecutor(4) as pool:
+            futures = list(pool.map(service.submit, texts))
+        for text, future in zip(texts, futures):
+            np.testing.assert_allclose(future.result(TIMEOUT), alone[text], rtol=0, atol=1e-5)
+
+
+def test_service_does_not_close_its_classifier(classifier: Classifier) -> None:
+    with Service(classifier):
+        pass
+    assert not classifier.closed

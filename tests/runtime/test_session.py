@@ -1,0 +1,308 @@
+"""Tests for vigil.runtime.session: provider plans, session creation and the bound model.
+
+There is no GPU here. Plans are pure, so every GPU plan is checked by faking the list of
+available providers; the bucketed IO-binding model runs on CPU buffers, where ONNX Runtime
+accepts and ignores the `gpu_graph_id` run option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vigil.runtime import session as session_module
+from vigil.runtime.errors import ArtifactError, ProviderError
+from vigil.runtime.manifest import Manifest
+from vigil.runtime.session import (
+    BoundModel,
+    Model,
+    SessionPlan,
+    buckets,
+    create_session,
+    open_model,
+    plan_sessions,
+)
+from vigil.runtime.tokenizer import ThreadLocalTokenizer
+
+TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
+ALL = [TRT, CUDA, CPU]
+
+# Every option name the providers accept, copied from microsoft/onnxruntime
+# onnxruntime/core/providers/tensorrt/tensorrt_execution_provider_info.cc and
+# onnxruntime/core/providers/cuda/cuda_execution_provider_info.cc (provider_option_names);
+# an option ONNX Runtime does not know fails session creation ("Invalid TensorRT EP option").
+TRT_OPTION_NAMES = {
+    "device_id", "trt_max_partition_iterations", "trt_min_subgraph_size", "trt_max_workspace_size",
+    "trt_fp16_enable", "trt_int8_enable", "trt_int8_calibration_table_name",
+    "trt_int8_use_native_calibration_table", "trt_dla_enable", "trt_dla_core", "trt_dump_subgraphs",
+    "trt_engine_cache_enable", "trt_engine_cache_path", "trt_weight_stripped_engine_enable",
+    "trt_onnx_model_folder_path", "trt_engine_cache_prefix", "trt_engine_decryption_enable",
+    "trt_engine_decryption_lib_path", "trt_force_sequential_engine_build",
+    "trt_context_memory_sharing_enable", "trt_layer_norm_fp32_fallback", "trt_timing_cache_enable",
+    "trt_timing_cache_path", "trt_force_timing_cache", "trt_detailed_build_log",
+    "trt_build_heuristics_enable", "trt_sparsity_enable", "trt_builder_optimization_level",
+    "trt_auxiliary_streams", "trt_tactic_sources", "trt_extra_plugin_lib_paths",
+    "trt_profile_min_shapes", "trt_profile_max_shapes", "trt_profile_opt_shapes",
+    "trt_cuda_graph_enable", "trt_ep_context_embed_mode", "trt_ep_context_file_path",
+    "trt_dump_ep_context_model",
+}  # fmt: skip
+CUDA_OPTION_NAMES = {
+    "device_id", "has_user_compute_stream", "user_compute_stream", "gpu_mem_limit",
+    "arena_extend_strategy", "cudnn_conv_algo_search", "do_copy_in_default_stream",
+    "gpu_external_alloc", "gpu_external_free", "gpu_external_empty_cache",
+    "cudnn_conv_use_max_workspace", "enable_cuda_graph", "cudnn_conv1d_pad_to_nc1d",
+    "tunable_op_enable", "tunable_op_tuning_enable", "tunable_op_max_tuning_duration_ms",
+    "enable_skip_layer_norm_strict_mode", "prefer_nhwc", "use_ep_level_unified_stream", "use_tf32",
+}  # fmt: skip
+# The TensorRT provider's Python binding parses booleans itself and takes only these.
+TRT_BOOLEANS = {"True", "False", "true", "false"}
+
+
+@pytest.fixture(scope="module")
+def manifest(tiny_artifact: Path) -> Manifest:
+    return Manifest.load(tiny_artifact)
+
+
+@pytest.fixture(scope="module")
+def filler(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
+    tokenizer = ThreadLocalTokenizer(manifest.directory / manifest.tokenizer_file, 32, manifest.pad_id)
+    return tokenizer.encode([""])
+
+
+@pytest.fixture(scope="module")
+def encoded(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
+    tokenizer = ThreadLocalTokenizer(manifest.directory / manifest.tokenizer_file, 32, manifest.pad_id)
+    return tokenizer.encode([f"tweet number {i} about the weather" for i in range(11)])
+
+
+def without_variant(manifest: Manifest, name: str) -> Manifest:
+    variants = {k: v for k, v in manifest.variants.items() if k != name}
+    return dataclasses.replace(manifest, variants=variants)
+
+
+def cpu_plan(variant: str = "fp32", **changes: object) -> SessionPlan:
+    return dataclasses.replace(SessionPlan(CPU, variant, ((CPU, {}),)), **changes)
+
+
+# --- plan_sessions -------------------------------------------------------------------
+
+
+def test_auto_prefers_tensorrt_then_cuda_graphs_then_cuda_then_cpu(manifest: Manifest, tmp_path: Path) -> None:
+    plans = plan_sessions(manifest, "auto", None, ALL, cache_dir=tmp_path)
+    assert [(p.provider, p.variant, p.cuda_graphs) for p in plans] == [
+        (TRT, "fp16", False),
+        (CUDA, "fp16-fused", True),
+        (CUDA, "fp16-fused", False),
+        (CPU, "int8", False),
+    ]
+    assert [p.providers[0][0] for p in plans] == [TRT, CUDA, CUDA, CPU]
+    assert plans[0].providers[1][0] == CUDA  # TensorRT hands what it cannot run to CUDA
+    assert all(p.buckets == buckets(256) and p.device == "cuda" for p in plans[:3])
+    assert plans[3].buckets == ()
+
+
+def test_auto_on_a_cpu_build_logs_why_it_skipped_the_gpus(manifest: Manifest, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger=session_module.__name__):
+        plans = plan_sessions(manifest, "auto", None, ["AzureExecutionProvider", CPU])
+    assert [(p.provider, p.variant) for p in plans] == [(CPU, "int8")]
+    assert "tensorrt" in caplog.text and "cuda" in caplog.text and "not in this onnxruntime build" in caplog.text
+
+
+def test_auto_with_a_variant_keeps_only_providers_that_can_run_it(manifest: Manifest) -> None:
+    fp32 = plan_sessions(manifest, "auto", "fp32", ALL)
+    assert [(p.provider, p.variant) for p in fp32] == [(CUDA, "fp32"), (CUDA, "fp32"), (CPU, "fp32")]
+    int8 = plan_sessions(manifest, "auto", "int8", ALL)
+    assert [(p.provider, p.variant) for p in int8] == [(CPU, "int8")]
+
+
+def test_auto_skips_a_provider_whose_variant_the_artifact_lacks(manifest: Manifest) -> None:
+    plans = plan_sessions(without_variant(manifest, "fp16"), "auto", None, ALL)
+    assert [p.provider for p in plans] == [CUDA, CUDA, CPU]
+
+
+@pytest.mark.parametrize("provider", ["tensorrt", "cuda"])
+def test_explicit_provider_not_in_the_build_lists_what_is(manifest: Manifest, provider: str) -> None:
+    with pytest.raises(ProviderError, match="not in this onnxruntime build") as info:
+        plan_sessions(manifest, provider, None, ["AzureExecutionProvider", CPU])
+    assert CPU in str(info.value) and "AzureExecutionProvider" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("provider", "variant"),
+    [("tensorrt", "int8"), ("tensorrt", "fp32"), ("tensorrt", "fp16-fused"), ("cuda", "int8")],
+)
+def test_explicit_provider_variant_mismatch_is_refused(manifest: Manifest, provider: str, variant: str) -> None:
+    with pytest.raises(ProviderError, match=f"cannot run variant '{variant}'"):
+        plan_sessions(manifest, provider, variant, ALL)
+
+
+def test_explicit_provider_whose_natural_variant_is_missing_lists_the_variants(manifest: Manifest) -> None:
+    with pytest.raises(ProviderError, match="has no variant 'fp16'") as info:
+        plan_sessions(without_variant(manifest, "fp16"), "tensorrt", None, ALL)
+    assert "fp16-fused" in str(info.value)
+
+
+def test_the_cpu_runs_every_variant(manifest: Manifest) -> None:
+    for name in manifest.variants:
+        assert [(p.provider, p.variant) for p in plan_sessions(manifest, "cpu", name, [CPU])] == [(CPU, name)]
+
+
+def test_unknown_variant_and_unknown_provider_are_refused(manifest: Manifest) -> None:
+    with pytest.raises(ProviderError, match="no variant 'fp8'.*'fp16'"):
+        plan_sessions(manifest, "auto", "fp8", ALL)
+    with pytest.raises(ProviderError, match="unknown provider 'gpu'"):
+        plan_sessions(manifest, "gpu", None, ALL)
+
+
+def test_tensorrt_options_are_real_option_names_with_the_documented_values(manifest: Manifest, tmp_path: Path) -> None:
+    plan = plan_sessions(manifest, "tensorrt", None, ALL, max_batch_size=128, cache_dir=tmp_path)[0]
+    (name, options), (fallback, fallback_options) = plan.providers
+    assert (name, fallback) == (TRT, CUDA)
+    assert set(options) <= TRT_OPTION_NAMES and set(fallback_options) <= CUDA_OPTION_NAMES
+    assert all(isinstance(v, str) for v in options.values())
+    cache = tmp_path / manifest.variants["fp16"].sha256[:16]
+    assert plan.cache_dir == cache
+    assert options == {
+        "device_id": "0",
+        "trt_fp16_enable": "True",
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(cache),
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(cache),
+        "trt_profile_min_shapes": "input_ids:1x32,attention_mask:1x32",
+        "trt_profile_opt_shapes": "input_ids:128x32,attention_mask:128x32",
+        "trt_profile_max_shapes": "input_ids:128x32,attention_mask:128x32",
+        "trt_max_workspace_size": str(4 << 30),
+    }
+    assert {options[k] for k in options if k.endswith("_enable")} <= TRT_BOOLEANS
+
+
+def test_cuda_options_are_real_option_names(manifest: Manifest) -> None:
+    graphs, plain = plan_sessions(manifest, "cuda", None, ALL)
+    for plan, flag in ((graphs, "1"), (plain, "0")):
+        ((name, options),) = plan.providers
+        assert name == CUDA and set(options) <= CUDA_OPTION_NAMES
+        assert options == {"device_id": "0", "enable_cuda_graph": flag}
+    assert graphs.cuda_graphs and not plain.cuda_graphs
+
+
+def test_tensorrt_cache_defaults_inside_the_artifact_else_the_user_cache(
+    manifest: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = manifest.variants["fp16"].sha256[:16]
+    plan = plan_sessions(manifest, "tensorrt", None, ALL)[0]
+    assert plan.cache_dir == manifest.directory / ".trt-cache" / key
+    monkeypatch.setattr(session_module.os, "access", lambda path, mode: False)
+    plan = plan_sessions(manifest, "tensorrt", None, ALL)[0]
+    assert plan.cache_dir == Path.home() / ".cache" / "vigil" / "trt" / key
+
+
+def test_buckets_are_powers_of_two_up_to_the_maximum() -> None:
+    assert buckets(1) == (1,)
+    assert buckets(256) == (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    assert buckets(100) == (1, 2, 4, 8, 16, 32, 64, 100)
+
+
+# --- create_session and open_model ----------------------------------------------------
+
+
+def test_cpu_session_attaches_the_cpu_with_the_requested_threads(manifest: Manifest) -> None:
+    path = manifest.verified_path(manifest.variants["int8"])
+    session = create_session(path, cpu_plan("int8"), threads=1)
+    assert session.get_providers() == [CPU]
+    assert session.get_session_options().intra_op_num_threads == 1
+
+
+def test_a_provider_that_does_not_attach_is_an_error_not_a_silent_cpu_run(manifest: Manifest) -> None:
+    # This build has no CUDA: ONNX Runtime warns and runs on the CPU; we must refuse.
+    plan = SessionPlan(CUDA, "fp32", ((CUDA, {"device_id": "0"}),))
+    with warnings.catch_warnings(), pytest.raises(ProviderError, match="attached"):
+        warnings.simplefilter("ignore")
+        create_session(manifest.verified_path(manifest.variants["fp32"]), plan)
+
+
+def test_open_model_falls_through_to_the_next_plan(manifest: Manifest, filler, caplog: pytest.LogCaptureFixture) -> None:
+    broken = SessionPlan(CUDA, "fp16-fused", ((CUDA, {"device_id": "0"}),))
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger=session_module.__name__):
+        warnings.simplefilter("ignore")
+        model = open_model(manifest, [broken, cpu_plan("int8")], filler=filler)
+    assert model.plan.provider == CPU and model.plan.variant == "int8"
+    assert "trying the next plan" in caplog.text
+    with warnings.catch_warnings(), pytest.raises(ProviderError):
+        warnings.simplefilter("ignore")
+        open_model(manifest, [broken, broken], filler=filler)  # the last failure is raised
+
+
+def test_open_model_checks_the_sha256_of_the_model_file(tiny_artifact: Path, tmp_path: Path, filler) -> None:
+    copy = tmp_path / "artifact"
+    shutil.copytree(tiny_artifact, copy)
+    manifest = Manifest.load(copy)
+    path = copy / manifest.variants["int8"].file
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="sha256"):
+        open_model(manifest, [cpu_plan("int8")], filler=filler)
+
+
+# --- BoundModel: the GPU code path, on CPU buffers -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference(manifest: Manifest, filler) -> Model:
+    return open_model(manifest, [cpu_plan()], filler=filler)
+
+
+@pytest.fixture
+def bound(manifest: Manifest, filler) -> BoundModel:
+    model = open_model(manifest, [cpu_plan(buckets=(1, 2, 4), cuda_graphs=True)], filler=filler)
+    assert isinstance(model, BoundModel)
+    return model
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 11])
+def test_bound_model_pads_to_its_bucket_and_slices(bound: BoundModel, reference: Model, encoded, n: int) -> None:
+    ids, mask = encoded[0][:n], encoded[1][:n]
+    logits = bound.run(ids, mask)
+    assert logits.shape == (n, 6) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits, reference.run(ids, mask), rtol=0, atol=1e-5)
+
+
+def test_bound_model_results_do_not_alias_its_buffers(bound: BoundModel, encoded) -> None:
+    first = bound.run(encoded[0][:2], encoded[1][:2])
+    kept = first.copy()
+    bound.run(encoded[0][2:4], encoded[1][2:4])
+    np.testing.assert_array_equal(first, kept)
+
+
+def test_bound_model_captures_again_on_each_new_thread(bound: BoundModel, encoded, monkeypatch) -> None:
+    warmed_on: list[str] = []
+    original = BoundModel._warm_up
+
+    def recording(self: BoundModel) -> None:
+        warmed_on.append(threading.current_thread().name)
+        original(self)
+
+    monkeypatch.setattr(BoundModel, "_warm_up", recording)
+    bound.run(encoded[0][:1], encoded[1][:1])  # the opening thread: captured already
+    assert warmed_on == []
+    worker = threading.Thread(target=bound.run, args=(encoded[0][:3], encoded[1][:3]), name="other")
+    worker.start()
+    worker.join()
+    bound.run(encoded[0][:2], encoded[1][:2])  # back on a thread that has its graphs
+    assert warmed_on == ["other"]
+
+
+def test_bound_model_without_graphs_warms_up_once(manifest: Manifest, filler, encoded, monkeypatch) -> None:
+    model = open_model(manifest, [cpu_plan(buckets=(1, 2))], filler=filler)
+    monkeypatch.setattr(BoundModel, "_warm_up", lambda self: pytest.fail("warmed up again"))
+    worker = threading.Thread(target=model.run, args=(encoded[0][:2], encoded[1][:2]))
+    worker.start()
+    worker.join()

@@ -1,0 +1,49 @@
+"""Fixtures of the server tests: the tiny stand-in classifier and live servers over it."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytest.importorskip("fastapi")
+
+from serve_harness import GatedClassifier, Live, live_server  # noqa: E402
+
+from vigil.runtime import Classifier  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def classifier(tiny_artifact: Path) -> Iterator[Classifier]:
+    """The tiny stand-in on the CPU, shared by every server test (it is thread-safe).
+
+    fp32, because int8 quantizes activations per batch: its scores move by ~1e-3 with the
+    other texts of a batch, and the server batches texts from different requests together.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the random-weight warning: known and intended here
+        clf = Classifier.open(tiny_artifact, provider="cpu", variant="fp32")
+    yield clf
+    clf.close()
+
+
+@pytest.fixture
+def gated(classifier: Classifier) -> GatedClassifier:
+    return GatedClassifier(classifier)
+
+
+@pytest.fixture(scope="module")
+def live(classifier: Classifier) -> Iterator[Live]:
+    """A ready server with default settings, shared by a module's read-only tests."""
+    with live_server(classifier) as server:
+        server.wait_ready()
+        yield server
+
+
+@pytest.fixture
+def client(live: Live) -> Iterator[httpx.Client]:
+    with live.client() as client:
+        yield client

@@ -1,0 +1,107 @@
+"""Every endpoint of a live server, and answers equal to the library's on the same texts."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+
+from vigil.runtime import Classifier, aggregate
+
+TWEETS = [
+    "RT @someone: police closed the square https://t.co/x",
+    "Lovely sunny day at the beach",
+    "",
+    "¡Manifestación en el centro esta tarde!",
+]
+
+
+def test_classify_many_equals_predict(client: httpx.Client, classifier: Classifier) -> None:
+    response = client.post("/v1/classify", json={"texts": TWEETS})
+    assert response.status_code == 200
+    body = response.json()
+    expected = classifier.predict(TWEETS)
+    results = body["results"]
+    assert len(results) == len(TWEETS)
+    for result, row, decisions in zip(results, expected, classifier.decide(expected)):
+        assert list(result["scores"]) == list(classifier.labels)  # label order kept
+        assert np.allclose(list(result["scores"].values()), row, atol=1e-6)
+        assert result["labels"] == [label for label, on in zip(classifier.labels, decisions) if on]
+
+
+def test_classify_one_text(client: httpx.Client, classifier: Classifier) -> None:
+    body = client.post("/v1/classify", json={"text": TWEETS[0]}).json()
+    assert len(body["results"]) == 1
+    assert np.allclose(list(body["results"][0]["scores"].values()), classifier.predict(TWEETS[:1])[0], atol=1e-6)
+
+
+def test_answers_name_the_model(client: httpx.Client, classifier: Classifier) -> None:
+    body = client.post("/v1/classify", json={"text": "x"}).json()
+    assert body["model"] == {
+        "variant": classifier.variant,
+        "provider": classifier.provider,
+        "random_weights": True,  # the tiny artifact is a stand-in, and says so
+    }
+
+
+def test_aggregate_equals_the_runtime(client: httpx.Client, classifier: Classifier) -> None:
+    groups = ["nairobi", "mombasa", "nairobi", "kisumu"]
+    response = client.post("/v1/aggregate", json={"items": [{"text": t, "group": g} for t, g in zip(TWEETS, groups)]})
+    assert response.status_code == 200
+    expected = aggregate(classifier.predict(TWEETS), groups, classifier.labels, classifier.thresholds)
+    answered = response.json()["groups"]
+    assert [g["group"] for g in answered] == ["nairobi", "mombasa", "kisumu"]  # first seen first
+    for group, count, means, flags in zip(answered, expected.counts, expected.means, expected.flags):
+        assert group["count"] == count
+        assert np.allclose(list(group["means"].values()), means, atol=1e-6)
+        assert group["flags"] == [label for label, on in zip(classifier.labels, flags) if on]
+
+
+def test_probes(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "alive"}
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+
+
+def test_metrics_have_nonzero_histograms_after_traffic(client: httpx.Client) -> None:
+    client.post("/v1/classify", json={"texts": TWEETS})
+    client.post("/v1/classify", content=b"{not json", headers={"content-type": "application/json"})
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = _samples(response.text)
+    assert samples['vigil_http_request_duration_seconds_count{route="/v1/classify",status="200"}'] >= 1
+    assert samples["vigil_batch_size_count"] >= 1
+    assert samples["vigil_batch_size_sum"] >= len(TWEETS)
+    assert samples["vigil_queue_wait_seconds_count"] >= len(TWEETS)
+    assert samples["vigil_inference_seconds_count"] >= 1
+    assert samples['vigil_errors_total{kind="malformed_json"}'] >= 1
+    assert "vigil_queue_depth" in samples
+
+
+def test_unknown_routes_and_methods_answer_json(client: httpx.Client) -> None:
+    missing = client.get("/nope")
+    assert (missing.status_code, missing.json()["error"]["kind"]) == (404, "not_found")
+    wrong = client.get("/v1/classify")
+    assert (wrong.status_code, wrong.json()["error"]["kind"]) == (405, "method_not_allowed")
+    assert "POST" in wrong.headers["allow"]
+
+
+def test_openapi_lists_routes_with_documented_models(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/classify", "/v1/aggregate", "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
+    classify = schema["paths"]["/v1/classify"]["post"]
+    assert {"200", "400", "413", "422", "503", "504"} <= set(classify["responses"])
+    request = schema["components"]["schemas"]["ClassifyRequest"]
+    assert request["properties"]["texts"]["description"]
+    assert request["examples"]
+    assert schema["components"]["schemas"]["ErrorResponse"]
+
+
+def _samples(exposition: str) -> dict[str, float]:
+    """Prometheus text format to {"name{labels}": value}, with `le` buckets dropped."""
+    samples = {}
+    for line in exposition.splitlines():
+        if line and not line.startswith("#") and "_bucket" not in line:
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples

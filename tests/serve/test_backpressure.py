@@ -1,0 +1,77 @@
+"""Work the server cannot take: not ready yet, model broken, queue full, deadline passed."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from serve_harness import GatedClassifier, live_server, wait_for
+
+from vigil.runtime import BatcherConfig, Classifier
+from vigil.serve import Lifecycle, ServeSettings
+
+
+def test_readyz_is_503_until_the_warm_up_came_through_the_batcher(gated: GatedClassifier) -> None:
+    gated.gate.clear()  # the warm-up text reaches the model and waits there
+    with live_server(gated) as server, server.client() as client:
+        wait_for(lambda: gated.waiting_rows == 1, "the warm-up batch")
+        not_ready = client.get("/readyz")
+        assert (not_ready.status_code, not_ready.json()) == (503, {"status": "starting"})
+        assert client.get("/healthz").status_code == 200  # alive all along
+        refused = client.post("/v1/classify", json={"text": "too early"})
+        assert (refused.status_code, refused.json()["error"]["kind"]) == (503, "not_ready")
+        assert refused.headers["retry-after"] == "1"
+        gated.gate.set()
+        wait_for(lambda: client.get("/readyz").status_code == 200, "readiness")
+        assert client.post("/v1/classify", json={"text": "now"}).status_code == 200
+
+
+def test_full_queue_is_503_with_retry_after(gated: GatedClassifier) -> None:
+    config = BatcherConfig(max_batch_size=1, queue_size=1, max_wait_s=0)
+    with live_server(gated, config, ServeSettings(retry_after_s=7)) as server, ThreadPoolExecutor(2) as pool:
+        server.wait_ready()
+        gated.gate.clear()
+        with server.client() as held, server.client() as queued, server.client() as client:
+            first = pool.submit(held.post, "/v1/classify", json={"text": "in the model"})
+            wait_for(lambda: gated.waiting_rows == 1, "the first text to reach the model")
+            second = pool.submit(queued.post, "/v1/classify", json={"text": "in the queue"})
+            wait_for(lambda: server.state.service.queue_depth == 1, "the second text to queue")
+            overloaded = client.post("/v1/classify", json={"text": "no room"})
+            gated.gate.set()
+            assert first.result().status_code == 200
+            assert second.result().status_code == 200
+    assert overloaded.status_code == 503
+    assert overloaded.headers["retry-after"] == "7"
+    assert overloaded.json()["error"]["kind"] == "overloaded"
+
+
+def test_deadline_is_504_and_drops_the_texts_still_queued(gated: GatedClassifier) -> None:
+    config = BatcherConfig(max_batch_size=1, max_wait_s=0)
+    with live_server(gated, config, ServeSettings(timeout_s=0.2)) as server, server.client() as client:
+        server.wait_ready()
+        scored_before = gated.scored_rows
+        gated.gate.clear()  # the first text waits in the model, the second in the queue
+        late = client.post("/v1/classify", json={"texts": ["first", "second"]})
+        assert late.status_code == 504
+        assert late.json()["error"]["kind"] == "deadline_exceeded"
+        gated.gate.set()
+        # Batches run in queue order, so once this answers the cancelled text was dropped.
+        assert client.post("/v1/classify", json={"text": "after"}).status_code == 200
+    # "first" was already in the model when the deadline passed; "second" never ran.
+    assert gated.scored_rows - scored_before == 2
+
+
+class _BrokenModel(GatedClassifier):
+    def score(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        raise RuntimeError("the model broke")
+
+
+def test_failed_warm_up_keeps_the_server_unready(classifier: Classifier) -> None:
+    broken = _BrokenModel(classifier)
+    with live_server(broken) as server, server.client() as client:
+        wait_for(lambda: server.state.lifecycle is Lifecycle.FAILED, "the warm-up to fail")
+        readyz = client.get("/readyz")
+        assert (readyz.status_code, readyz.json()) == (503, {"status": "failed"})
+        refused = client.post("/v1/classify", json={"text": "x"})
+        assert (refused.status_code, refused.json()["error"]["kind"]) == (503, "not_ready")
+        assert 'vigil_errors_total{kind="batch_failed"} 1.0' in client.get("/metrics").text

@@ -1,0 +1,114 @@
+"""Request limits and malformed requests: each refused with a JSON error naming the problem."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from vigil.runtime import Classifier
+from vigil.serve import ServeSettings
+
+from serve_harness import Live, live_server
+
+LIMITS = ServeSettings(max_body_bytes=1000, max_texts=3, max_text_chars=50)
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def limited(classifier: Classifier) -> Iterator[Live]:
+    with live_server(classifier, settings=LIMITS) as server:
+        server.wait_ready()
+        yield server
+
+
+@pytest.fixture
+def client(limited: Live) -> Iterator[httpx.Client]:
+    with limited.client() as client:
+        yield client
+
+
+def _error(response: httpx.Response, status: int) -> dict[str, str]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    return response.json()["error"]
+
+
+def test_declared_body_over_the_limit_is_refused(client: httpx.Client) -> None:
+    error = _error(client.post("/v1/classify", json={"text": "x" * 2000}), 413)
+    assert error["kind"] == "body_too_large"
+    assert "1000" in error["message"]
+
+
+def test_chunked_body_over_the_limit_is_refused(client: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:  # a generator makes httpx send Transfer-Encoding: chunked
+        yield b'{"text": "'
+        yield b"x" * 600
+        yield b"x" * 600 + b'"}'  # the last chunk passes the limit
+
+    error = _error(client.post("/v1/classify", content=chunks(), headers=JSON), 413)
+    assert error["kind"] == "body_too_large"
+
+
+def test_chunked_body_within_the_limit_is_served(client: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"texts": ['
+        yield b'"a", "b"]}'
+
+    assert client.post("/v1/classify", content=chunks(), headers=JSON).status_code == 200
+
+
+def test_too_many_texts(client: httpx.Client) -> None:
+    error = _error(client.post("/v1/classify", json={"texts": ["a"] * 4}), 422)
+    assert (error["kind"], error["field"]) == ("too_many_texts", "texts")
+    assert "3" in error["message"]
+    error = _error(client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * 4}), 422)
+    assert (error["kind"], error["field"]) == ("too_many_texts", "items")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/classify", {"text": "x" * 51}, "text"),
+        ("/v1/classify", {"texts": ["ok", "x" * 51]}, "texts[1]"),
+        ("/v1/aggregate", {"items": [{"text": "ok", "group": "g"}, {"text": "x" * 51, "group": "g"}]}, "items[1].text"),
+    ],
+)
+def test_text_too_long(client: httpx.Client, path: str, body: dict, field: str) -> None:
+    error = _error(client.post(path, json=body), 422)
+    assert (error["kind"], error["field"]) == ("text_too_long", field)
+    assert "51" in error["message"] and "50" in error["message"]
+
+
+def test_a_text_at_the_limit_is_served(client: httpx.Client) -> None:
+    assert client.post("/v1/classify", json={"text": "x" * 50}).status_code == 200
+
+
+def test_malformed_json_is_400(client: httpx.Client) -> None:
+    error = _error(client.post("/v1/classify", content=b'{"texts": [', headers=JSON), 400)
+    assert error["kind"] == "malformed_json"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"texts": ["ok", None]}, "texts[1]"),
+        ({"texts": ["ok", "fine", 7]}, "texts[2]"),
+        ({"text": 3.5}, "text"),
+        ({"texts": "not a list"}, "texts"),
+        ({"texts": []}, "texts"),
+        ({}, "body"),
+        ({"text": "a", "texts": ["b"]}, "body"),
+        ({"txt": "typo"}, "txt"),
+    ],
+)
+def test_wrong_types_are_422_naming_the_field(client: httpx.Client, body: dict, field: str) -> None:
+    error = _error(client.post("/v1/classify", json=body), 422)
+    assert (error["kind"], error["field"]) == ("validation", field)
+    assert error["message"].startswith(field)
+
+
+def test_aggregate_items_need_text_and_group(client: httpx.Client) -> None:
+    error = _error(client.post("/v1/aggregate", json={"items": [{"text": "a"}]}), 422)
+    assert error["field"] == "items[0].group"
