@@ -6,8 +6,6 @@ does. So this command looks for them beside the installed code, which is where t
 after an editable install of a checkout (`pip install -e .`), and hands its arguments to
 `benchmarks.run` unchanged; `vigil bench --help` shows that command's options. Installed
 from a wheel, it says where to get them.
-
-Import it through `vigil.cli.main`, which registers it: it takes `_fails_cleanly` from there.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from vigil.cli.main import _fails_cleanly
+from vigil.cli.common import fails_cleanly
 
 __all__ = ["bench"]
 
@@ -49,7 +47,7 @@ def benchmarks_command(checkout: Path = CHECKOUT) -> click.Command:
     add_help_option=False,  # --help goes to the benchmark command, which has the options
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@_fails_cleanly
+@fails_cleanly("bench")
 def bench(args: tuple[str, ...]) -> None:
     """Speed and accuracy beside the model card's pipeline and peers (source checkouts; see --help)."""
     benchmarks_command().main(list(args), prog_name="vigil bench", standalone_mode=False)

@@ -5,8 +5,6 @@ classifier, pairs each batch of `Classifier.iter_predict` probabilities with the
 scored, and hands rows to a writer (`tables.open_writer`). Reading, scoring and writing all
 stream, so memory stays bounded whatever the size of the input; with `--group-by`, only one
 running sum per group is kept.
-
-Import it through `vigil.cli.main`, which registers it: it takes `_fails_cleanly` from there.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import click
 import numpy as np
 
 from vigil.cli import tables
-from vigil.cli.main import _fails_cleanly
+from vigil.cli.common import fails_cleanly
 from vigil.cli.tables import Record, Table
 from vigil.runtime import Classifier, GroupScores, aggregate
 from vigil.runtime.errors import InputError
@@ -89,7 +87,7 @@ def _output(ctx: click.Context, param: click.Parameter, value: Path | None) -> P
 @click.option("--provider", type=click.Choice(_PROVIDERS), default="auto", show_default=True)
 @click.option("--variant", help="Artifact variant to run (int8, fp32, fp16, fp16-fused).  [default: the provider's]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@_fails_cleanly
+@fails_cleanly("cpu")
 def classify(
     artifact: Path,
     input_path: str,

@@ -6,8 +6,7 @@ possibly slow classifier is opened, call `vigil.evaluate` and print. That packag
 scikit-learn (the `evaluate` extra), so it is imported only when one of these commands runs:
 the other commands start as fast as before, and a lean install gets a one-line hint.
 
-Import it through `vigil.cli.main`, which registers both commands: they take
-`_fails_cleanly` from there, and the provider and threshold options from `classify`.
+They share the provider and threshold options of `classify`.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 # main first: it imports classify at its end, and classify imports main.
-from vigil.cli.main import _fails_cleanly, _quiet_transformers  # isort: skip
-from vigil.cli.classify import _PROVIDERS, _thresholds  # isort: skip
+from vigil.cli.common import fails_cleanly, quiet_transformers
+from vigil.cli.classify import _PROVIDERS, _thresholds
 from vigil.runtime.errors import VigilError
 from vigil.runtime.manifest import write_json_atomic
 
@@ -64,7 +63,7 @@ _quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
               help="Write every figure as JSON to this file, or to stdout (instead of the table) with '-'.")
 @_batch_size
 @_quiet
-@_fails_cleanly
+@fails_cleanly("evaluate")
 def evaluate_command(
     artifact: Path,
     data: Path,
@@ -91,7 +90,7 @@ def evaluate_command(
 
     labelled = read_labelled(data, Manifest.load(artifact).labels, text_column=text_column, group_by=group_by)
     if reference is not None:
-        _quiet_transformers()
+        quiet_transformers()
     with Classifier.open(artifact, provider=provider, variant=variant, thresholds=thresholds) as clf:
         with _progress(labelled, quiet) as bar:
             result = evaluate(clf, labelled, reference=reference, batch_size=batch_size, progress=bar.update)
@@ -117,7 +116,7 @@ def evaluate_command(
 @_text_column
 @_batch_size
 @_quiet
-@_fails_cleanly
+@fails_cleanly("evaluate")
 def calibrate_command(
     artifact: Path,
     data: Path,

@@ -7,39 +7,21 @@ subcommand that needs them, so `vigil classify` starts fast on a lean install.
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from vigil.runtime.errors import VigilError
+from vigil.cli.bench import bench
+from vigil.cli.classify import classify
+from vigil.cli.common import fails_cleanly, quiet_transformers
+from vigil.cli.evaluate import calibrate_command, evaluate_command
+from vigil.cli.serve import serve
+from vigil.cli.triton import export_triton, triton_serve
 
 __all__ = ["main"]
-
-
-def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a VigilError, or a missing optional dependency, as one line and exit 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except VigilError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        except ModuleNotFoundError as exc:
-            click.echo(
-                f"error: {exc.name} is not installed; this command needs an extra, "
-                "e.g. pip install 'vigil[export,cpu]'",
-                err=True,
-            )
-            sys.exit(1)
-
-    return wrapper
 
 
 @click.group()
@@ -49,7 +31,8 @@ def main(verbose: bool) -> None:
     # Our own progress goes to stderr; the chatter of ONNX Runtime's transformer tools
     # and of transformers (warnings about expected conversions) only with --verbose.
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("vigil").setLevel(logging.INFO)
+    logging.getLogger("vigil").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("vigil.export").setLevel(logging.INFO)  # a full export runs for minutes
 
 
 @main.command()
@@ -59,12 +42,12 @@ def main(verbose: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
 @click.option("--vocab", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="WordPiece vocabulary (default: the smaller-LaBSE vocab shipped with vigil).")
-@_fails_cleanly
+@fails_cleanly("export,cpu")
 def standin(out: Path, size: str, seed: int, vocab: Path | None) -> None:
     """Write a RANDOM-WEIGHT stand-in checkpoint with the real model's config and tokenizer."""
     from vigil.export.standin import FULL, TINY, write_standin
 
-    _quiet_transformers()
+    quiet_transformers()
     try:
         write_standin(out, size=FULL if size == "full" else TINY, seed=seed, vocab_file=vocab)
     except FileExistsError as exc:
@@ -78,7 +61,7 @@ def standin(out: Path, size: str, seed: int, vocab: Path | None) -> None:
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--sample", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Validate on these tweets (one per line) instead of the bundled sample.")
-@_fails_cleanly
+@fails_cleanly("export,cpu")
 def export_command(paths: tuple[str, ...], revision: str | None, force: bool, sample: Path | None) -> None:
     """Export SOURCE (hub id or directory; default: the real model) to the artifact directory OUT."""
     from vigil.export.artifact import export_artifact
@@ -87,16 +70,9 @@ def export_command(paths: tuple[str, ...], revision: str | None, force: bool, sa
     if len(paths) > 2:
         raise click.UsageError("expected [SOURCE] OUT")
     source, out = (DEFAULT_SOURCE, paths[0]) if len(paths) == 1 else paths
-    _quiet_transformers()
+    quiet_transformers()
     manifest = export_artifact(out, source, revision=revision, force=force, sample_file=sample)
     _print_export_summary(out, manifest)
-
-
-def _quiet_transformers() -> None:
-    """No per-file progress bars from transformers: vigil logs its own steps."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
 
 def _print_export_summary(out: str, manifest: dict[str, Any]) -> None:
@@ -112,5 +88,5 @@ def _print_export_summary(out: str, manifest: dict[str, Any]) -> None:
             f"labels {v['label_agreement']:.2%} agree"
             + (f"  fused {fusions}" if fusions else "")
         )
-from vigil.cli.classify import classify  # noqa: E402  (subcommands register themselves on the group)
-main.add_command(classify)
+for _command in (classify, evaluate_command, calibrate_command, serve, export_triton, triton_serve, bench):
+    main.add_command(_command)

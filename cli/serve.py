@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from vigil.cli.main import _fails_cleanly
+from vigil.cli.common import fails_cleanly
 
 __all__ = ["serve"]
 
@@ -40,7 +40,7 @@ __all__ = ["serve"]
 @click.option("--api-key-env", metavar="VAR",
               help="Require 'Authorization: Bearer KEY' on /v1/* and /metrics, KEY read from environment variable "
                    "VAR. /healthz and /readyz stay open for probes.")
-@_fails_cleanly
+@fails_cleanly("serve,cpu")
 def serve(
     artifact: Path,
     host: str,

@@ -5,9 +5,8 @@ TensorRT on a GPU); `triton-serve` runs vigil's own engine, text in, inside a Tr
 through PyTriton. Both commands only parse options and call `vigil.serve.triton`; their
 optional dependencies are imported inside them, with an install hint when missing.
 
-This module does not import `vigil.cli.main`, so `main` may register these commands from
-anywhere and `python -m vigil.serve.triton.pytriton_app` can run `triton-serve` on its own.
-Errors end as click's one-line `Error: ...` and exit status 1.
+`python -m vigil.serve.triton.pytriton_app` runs `triton-serve` on its own, without the
+`vigil` group. Errors end as click's one-line `Error: ...` and exit status 1.
 """
 
 from __future__ import annotations

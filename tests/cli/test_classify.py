@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from vigil.cli.main import main  # first: it imports and registers vigil.cli.classify  # isort: skip
+from vigil.cli.main import main
 from vigil.cli import classify as classify_module
 from vigil.cli.tables import Table
 from vigil.runtime import Classifier

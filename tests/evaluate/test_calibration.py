@@ -18,7 +18,7 @@ pytest.importorskip("sklearn")
 
 from sklearn.metrics import fbeta_score
 
-from vigil.cli.main import main  # isort: skip  (first: it imports the subcommands at its end)
+from vigil.cli.main import main
 from vigil.cli.evaluate import calibrate_command
 from vigil.evaluate import choose_threshold
 from vigil.runtime import Classifier, Manifest

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 pytest.importorskip("sklearn")
 
-from vigil.cli.main import main  # noqa: F401  # isort: skip  (first: it imports the subcommands at its end)
+from vigil.cli.main import main  # noqa: F401
 from vigil.cli.evaluate import evaluate_command
 from vigil.runtime import Manifest
 
