@@ -24,7 +24,7 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from vigil.runtime.errors import ExportError, ValidationError
-from vigil.runtime.manifest import MANIFEST_FILE, SCHEMA_VERSION, sha256_file, write_json_atomic
+from vigil.runtime.manifest import MANIFEST_FILE, SCHEMA_VERSION, move_into_place, sha256_file, write_json_atomic
 from vigil.runtime.tokenizer import encode, load_tokenizer
 
 from . import graphs, validate
@@ -81,7 +81,7 @@ def export_artifact(
         manifest = _build(checkpoint, work, sequence_length, sample_file)
         manifest["export_seconds"] = round(time.perf_counter() - started, 1)
         write_json_atomic(work / MANIFEST_FILE, manifest)
-        _move_into_place(work, out)
+        move_into_place(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -210,18 +210,6 @@ def _describe_failure(name: str, result: dict[str, Any]) -> str:
         f"and {result['label_flips']} label flips of {result['decisions']} "
         f"({result['borderline_flips']} borderline)"
     )
-
-
-def _move_into_place(work: Path, out: Path) -> None:
-    """Rename WORK to OUT; an existing OUT (only with --force) is removed after the swap."""
-    if not out.exists():
-        work.rename(out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    old.rmdir()
-    out.rename(old)
-    work.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _versions() -> dict[str, str]:

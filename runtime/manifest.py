@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ __all__ = [
     "Manifest",
     "sha256_file",
     "write_json_atomic",
+    "move_into_place",
 ]
 
 SCHEMA_VERSION = 1
@@ -54,6 +56,22 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def move_into_place(work: Path, target: Path) -> None:
+    """Rename the finished directory WORK to TARGET, replacing an existing TARGET.
+
+    The old TARGET is renamed aside first and removed only after the swap, so a reader
+    sees either the old directory or the new one, never a mix or nothing for long.
+    """
+    if not target.exists():
+        work.rename(target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    old.rmdir()
+    target.rename(old)
+    work.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass(frozen=True)

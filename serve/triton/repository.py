@@ -32,7 +32,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from vigil.runtime.errors import ArtifactError, ExportError
-from vigil.runtime.manifest import MANIFEST_FILE, Manifest
+from vigil.runtime.manifest import MANIFEST_FILE, Manifest, move_into_place
 
 from ._checks import check_int
 
@@ -137,7 +137,7 @@ def export_triton_repository(
     work.chmod(0o755)  # mkdtemp creates 0700; Triton often runs as another user
     try:
         _write_model_dir(work, manifest, model_file, build_model_config(manifest, config))
-        _move_into_place(work, target)
+        move_into_place(work, target)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -175,15 +175,3 @@ def _config_header(manifest: Manifest) -> str:
     if manifest.random_weights:
         lines.append("RANDOM-WEIGHT STAND-IN: its scores mean nothing.")
     return "".join(f"# {line}\n" for line in lines)
-
-
-def _move_into_place(work: Path, target: Path) -> None:
-    """Rename WORK to TARGET; an existing TARGET (only with force) is removed after the swap."""
-    if not target.exists():
-        work.rename(target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    old.rmdir()
-    target.rename(old)
-    work.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
