@@ -65,7 +65,8 @@ def load_tweets(source: Path = DEFAULT_TWEETS, limit: int | None = None, seed: i
 
 
 def _lines(path: Path) -> list[str]:
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # "\n" only: str.splitlines() would also split inside tweets at U+2028 and kin.
+    return [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def take(texts: Sequence[str], start: int, count: int) -> list[str]:

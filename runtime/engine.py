@@ -16,7 +16,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import islice
+from itertools import chain, islice
 from types import TracebackType
 
 import numpy as np
@@ -178,9 +178,16 @@ class Classifier:
         return self._scored_batches(iter(texts), batch_size)
 
     def _scored_batches(self, texts: Iterator[str], batch_size: int) -> Iterator[np.ndarray]:
+        batches = _batches(texts, batch_size)
+        first, second = next(batches, None), next(batches, None)
+        if first is None:
+            return
+        if second is None:  # a single batch (batch-1 latency): nothing to overlap with
+            yield self.score(*self.encode(first[1], start=first[0]))
+            return
         pending: deque[Future[tuple[np.ndarray, np.ndarray]]] = deque()
         try:
-            for start, batch in _batches(texts, batch_size):
+            for start, batch in chain((first, second), batches):
                 pending.append(self._prefetcher.submit(self.encode, batch, start=start))
                 if len(pending) > _PREFETCH:
                     yield self.score(*pending.popleft().result())
