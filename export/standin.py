@@ -39,6 +39,12 @@ class StandinSize:
     hidden: int
     heads: int
     intermediate: int
+    # Weight init std. BERT's 0.02 leaves a random model's [CLS] state nearly the same for
+    # every tweet (std ~0.002 on the tiny size, below fp16 rounding); 0.2 makes it move.
+    initializer_range: float = 0.02
+    # Target std of every label's logit over the bundled validation tweets, or None for a
+    # wide random head (see `_spread_head`).
+    logit_spread: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("layers", "hidden", "heads", "intermediate"):
@@ -47,10 +53,14 @@ class StandinSize:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if not self.initializer_range > 0 or not (self.logit_spread is None or self.logit_spread > 0):
+            raise ValueError("initializer_range and logit_spread must be positive")
 
 
 FULL = StandinSize(layers=12, hidden=768, heads=12, intermediate=3072)
-TINY = StandinSize(layers=2, hidden=32, heads=4, intermediate=64)
+# Tests' size: its scores spread across tweets and over both sides of 0.5 on every label,
+# as a trained model's do, so that parity and validation checks can tell tweets apart.
+TINY = StandinSize(layers=2, hidden=32, heads=4, intermediate=64, initializer_range=0.2, logit_spread=1.0)
 
 
 def bundled_vocab() -> Path:
@@ -92,12 +102,16 @@ def write_standin(
         id2label=dict(enumerate(REAL_LABELS)),
         label2id={label: i for i, label in enumerate(REAL_LABELS)},
         problem_type="multi_label_classification",
+        initializer_range=size.initializer_range,
         architectures=["BertForSequenceClassification"],
     )
     setattr(config, RANDOM_MARKER, {"seed": seed})
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config).eval()
-    _spread_head(model, seed)
+    if size.logit_spread is None:
+        _spread_head(model, seed)
+    else:
+        _fit_head(model, tokenizer, size.logit_spread, seed)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     (out / "README.md").write_text(_README.format(seed=seed), encoding="utf-8")
@@ -118,3 +132,33 @@ def _spread_head(model, seed: int) -> None:
     with torch.no_grad():
         head.weight.normal_(0.0, 4.0 / head.in_features**0.5, generator=generator)
         head.bias.normal_(0.0, 1.0, generator=generator)
+
+
+_COMPONENTS = 3
+
+
+def _fit_head(model, tokenizer, spread: float, seed: int) -> None:
+    """Seed the head from data: each label's logit spreads with std SPREAD around ~0.
+
+    Each label reads the pooled output along its own random direction, rescaled and
+    centred on the bundled validation tweets, so that every label's probabilities cover
+    both sides of 0.5 and differ from tweet to tweet by more than any variant's tolerance.
+    """
+    import torch
+
+    from .validate import load_sample
+
+    batch = tokenizer(load_sample(), truncation=True, max_length=32, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        pooled = model.bert(**batch).pooler_output.double()
+        generator = torch.Generator().manual_seed(seed + 1)
+        # Mixes of the top principal directions: they carry the most signal per unit of
+        # fp16 and int8 rounding noise, which a wider, random direction would amplify.
+        components = torch.linalg.svd(pooled - pooled.mean(dim=0), full_matrices=False).Vh[:_COMPONENTS]
+        mix = torch.randn(_COMPONENTS, model.config.num_labels, generator=generator, dtype=torch.float64)
+        directions = components.T @ mix
+        projected = pooled @ directions
+        scale = spread / projected.std(dim=0)
+        offsets = torch.randn(model.config.num_labels, generator=generator, dtype=torch.float64) * 0.25 * spread
+        model.classifier.weight.copy_((directions * scale).T)
+        model.classifier.bias.copy_(offsets - projected.mean(dim=0) * scale)

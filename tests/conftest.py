@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+TWEETS = Path(__file__).resolve().parents[1] / "data" / "tweets"  # vendored with the repo
 
 
 @pytest.fixture(scope="session")
@@ -31,12 +31,9 @@ def tiny_artifact(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="session")
 def shared_tweets() -> dict[str, list[str]]:
-    """The 24,240 real tweets of ../shared/data/tweets, by language."""
-    folder = SHARED / "tweets"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not available")
+    """The 24,240 real tweets of data/tweets, by language."""
     return {
         # "\n" only: str.splitlines() would also split inside tweets at U+2028 and kin.
         path.stem: path.read_text(encoding="utf-8").rstrip("\n").split("\n")
-        for path in sorted(folder.glob("*.txt"))
+        for path in sorted(TWEETS.glob("*.txt"))
     }
