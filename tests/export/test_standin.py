@@ -6,6 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 standin = pytest.importorskip("vigil.export.standin")
@@ -77,3 +78,20 @@ def test_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         standin.write_standin(tmp_path, size=standin.TINY)
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_tiny_scores_spread_across_tweets_and_both_sides_of_half(tiny_checkpoint: Path) -> None:
+    """As a trained model's do: otherwise parity and validation checks cannot tell tweets apart."""
+    torch = pytest.importorskip("torch")
+    validate = pytest.importorskip("vigil.export.validate")
+    model = transformers.BertForSequenceClassification.from_pretrained(tiny_checkpoint).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_checkpoint)
+    batch = tokenizer(validate.load_sample(), truncation=True, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        probabilities = torch.sigmoid(model(**batch).logits).numpy()
+    assert probabilities.std(axis=0).min() > 0.1  # the int8 tolerance is 0.1; the old head gave 3e-4
+    positive = (probabilities >= 0.5).mean(axis=0)
+    assert ((positive > 0.15) & (positive < 0.85)).all(), positive
+    # Between two different tweets, most labels move by more than the fp16 tolerance.
+    moved = np.abs(probabilities[1:] - probabilities[:-1]) > validate.TOLERANCES["fp16"].max_prob_diff
+    assert moved.mean() > 0.9

@@ -74,3 +74,29 @@ def test_bundled_sample_is_cleaned_multilingual_tweets() -> None:
     assert len(texts) == 256
     assert not any("@user" in t for t in texts)
     assert any("\u0600" <= ch <= "\u06ff" for t in texts for ch in t)  # Arabic script too
+
+
+@pytest.fixture(scope="module")
+def standin_logits(tiny_checkpoint) -> np.ndarray:
+    """The tests' stand-in's fp32 logits on the sample export validates with."""
+    transformers = pytest.importorskip("transformers")
+    model = transformers.BertForSequenceClassification.from_pretrained(tiny_checkpoint).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_checkpoint)
+    batch = tokenizer(validate.load_sample(), truncation=True, padding="max_length", max_length=32, return_tensors="np")
+    return validate.reference_logits(model, batch["input_ids"], batch["attention_mask"])
+
+
+@pytest.mark.parametrize("precision", sorted(validate.TOLERANCES))
+@pytest.mark.parametrize(
+    "bug",
+    [
+        pytest.param(lambda x: np.roll(x, 1, axis=0), id="tweet-i-scored-as-tweet-j"),
+        pytest.param(lambda x: np.broadcast_to(x.mean(axis=0), x.shape), id="constant-row"),
+    ],
+)
+def test_validation_on_the_standin_refuses_mixed_up_or_constant_scores(standin_logits, precision, bug) -> None:
+    tolerance = validate.TOLERANCES[precision]
+    assert validate.compare(standin_logits, standin_logits.copy(), tolerance)["passed"]
+    result = validate.compare(standin_logits, np.ascontiguousarray(bug(standin_logits)), tolerance)
+    assert not result["passed"]
+    assert result["label_flips"] > (1 - validate.TOLERANCES["int8"].min_label_agreement) * result["decisions"]
