@@ -409,18 +409,40 @@ def test_submit_blocked_on_a_full_queue_is_released_by_close() -> None:
     batcher.close()
 
 
-def test_close_from_the_dispatcher_thread_does_not_deadlock() -> None:
+def test_close_from_the_observer_neither_deadlocks_nor_raises() -> None:
     name = unique_name()
     holder: list[Batcher[int, int]] = []
+    raised: list[BaseException] = []  # the batcher only logs an observer's errors: keep them
 
     def close_on_record(record: BatchRecord) -> None:
-        holder[0].close()  # wait=True, but it must not join its own thread
+        try:
+            holder[0].close()  # wait=True, but it must not join its own thread
+        except BaseException as exc:
+            raised.append(exc)
 
     batcher = Batcher(double, observer=close_on_record, name=name)
     holder.append(batcher)
     assert batcher.submit(1).result(TIMEOUT) == 2
     wait_until(lambda: not thread_alive(name))
+    assert raised == []
     assert batcher.closed
+
+
+def test_close_from_process_neither_deadlocks_nor_fails_the_batch() -> None:
+    name = unique_name()
+    holder: list[Batcher[int, int]] = []
+
+    def close_then_double(xs: list[int]) -> list[int]:
+        holder[0].close()  # an error here would become this batch's result
+        return double(xs)
+
+    batcher = Batcher(close_then_double, name=name)
+    holder.append(batcher)
+    assert batcher.submit(1).result(TIMEOUT) == 2
+    wait_until(lambda: not thread_alive(name))
+    assert batcher.closed
+    with pytest.raises(BatcherClosedError):
+        batcher.submit(2)
 
 
 # --- rule 7: submit_async ------------------------------------------------------------------

@@ -300,9 +300,15 @@ def test_bound_model_captures_again_on_each_new_thread(bound: BoundModel, encode
     assert warmed_on == ["other"]
 
 
-def test_bound_model_without_graphs_warms_up_once(manifest: Manifest, filler, encoded, monkeypatch) -> None:
+def test_bound_model_without_graphs_warms_up_once(manifest: Manifest, reference: Model, filler, encoded, monkeypatch) -> None:
     model = open_model(manifest, [cpu_plan(buckets=(1, 2))], filler=filler)
-    monkeypatch.setattr(BoundModel, "_warm_up", lambda self: pytest.fail("warmed up again"))
-    worker = threading.Thread(target=model.run, args=(encoded[0][:2], encoded[1][:2]))
+    warmed_on: list[str] = []
+    monkeypatch.setattr(BoundModel, "_warm_up", lambda self: warmed_on.append(threading.current_thread().name))
+    ids, mask = encoded[0][:2], encoded[1][:2]
+    results: list[np.ndarray] = []
+    worker = threading.Thread(target=lambda: results.append(model.run(ids, mask)), name="other")
     worker.start()
     worker.join()
+    assert warmed_on == []  # checked here, in the test's thread: no graphs, nothing to capture
+    assert len(results) == 1
+    np.testing.assert_allclose(results[0], reference.run(ids, mask), rtol=0, atol=1e-5)
