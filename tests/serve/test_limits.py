@@ -59,11 +59,38 @@ def test_chunked_body_within_the_limit_is_served(client: httpx.Client) -> None:
     assert client.post("/v1/classify", content=chunks(), headers=JSON).status_code == 200
 
 
+def _body_of(size: int) -> bytes:
+    """A valid request body of exactly SIZE bytes (JSON whitespace pads it)."""
+    head, tail = b'{"text": "a"', b"}"
+    return head + b" " * (size - len(head) - len(tail)) + tail
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+def test_body_limit_is_exact(client: httpx.Client, chunked: bool) -> None:
+    """A body of exactly max_body_bytes is served; one byte more is refused."""
+    limit = LIMITS.max_body_bytes
+
+    def send(body: bytes) -> httpx.Response:
+        content = iter([body[:400], body[400:800], body[800:]]) if chunked else body
+        return client.post("/v1/classify", content=content, headers=JSON)
+
+    assert send(_body_of(limit)).status_code == 200
+    assert _error(send(_body_of(limit + 1)), 413)["kind"] == "body_too_large"
+
+
+def test_max_texts_is_exact(client: httpx.Client) -> None:
+    """max_texts texts are served, on both endpoints; one more is refused (next test)."""
+    response = client.post("/v1/classify", json={"texts": ["a"] * LIMITS.max_texts})
+    assert response.status_code == 200, response.text
+    response = client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * LIMITS.max_texts})
+    assert response.status_code == 200, response.text
+
+
 def test_too_many_texts(client: httpx.Client) -> None:
-    error = _error(client.post("/v1/classify", json={"texts": ["a"] * 4}), 422)
+    error = _error(client.post("/v1/classify", json={"texts": ["a"] * (LIMITS.max_texts + 1)}), 422)
     assert (error["kind"], error["field"]) == ("too_many_texts", "texts")
     assert "3" in error["message"]
-    error = _error(client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * 4}), 422)
+    error = _error(client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * (LIMITS.max_texts + 1)}), 422)
     assert (error["kind"], error["field"]) == ("too_many_texts", "items")
 
 
@@ -82,7 +109,8 @@ def test_text_too_long(client: httpx.Client, path: str, body: dict, field: str) 
 
 
 def test_a_text_at_the_limit_is_served(client: httpx.Client) -> None:
-    assert client.post("/v1/classify", json={"text": "x" * 50}).status_code == 200
+    assert client.post("/v1/classify", json={"text": "x" * LIMITS.max_text_chars}).status_code == 200
+    assert client.post("/v1/classify", json={"texts": ["ok", "x" * LIMITS.max_text_chars]}).status_code == 200
 
 
 def test_malformed_json_is_400(client: httpx.Client) -> None:
