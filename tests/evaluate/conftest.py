@@ -15,7 +15,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tweets(shared_tweets: dict[str, list[str]]) -> list[str]:
-    """Every line of ../shared/data/tweets, language after language."""
+    """Every line of data/tweets, language after language."""
     return [tweet for language in shared_tweets.values() for tweet in language]
 
 

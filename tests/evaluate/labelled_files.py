@@ -1,8 +1,7 @@
 """Labelled files whose metrics are known in advance: labels drawn from the stand-in's own scores.
 
-The tiny stand-in's scores sit in a band ~0.001 wide per label (e.g. 0.8068..0.8079), all on
-one side of 0.5, so "y = p > 0.5" would give every label a single class. Labels are drawn
-instead as `p >= cut`, with the cut a score at a chosen quantile of each label, then a fixed
+Labels are drawn as `p >= cut`, with the cut a score at a chosen quantile of each label
+(so a test chooses each class's share), then a fixed
 fraction of each label's rows flipped (seeded). With no flips, decisions at the cut match
 every label exactly; with flips, every figure is checked against `independent_metrics`.
 """

@@ -65,7 +65,8 @@ def test_labels_that_are_the_decisions_score_one_and_warn_on_small_support(
 ) -> None:
     rows = slice(0, 2000)
     cut = cuts(scores[rows], 0.5)
-    data = write_jsonl(tmp_path / "exact.jsonl", tweets[rows], draw_labels(scores[rows], cut), labels)
+    truth = draw_labels(scores[rows], cut)
+    data = write_jsonl(tmp_path / "exact.jsonl", tweets[rows], truth, labels)
 
     report, result = evaluate_json(tiny_artifact, data, "--thresholds", thresholds_option(labels, cut))
 
@@ -80,8 +81,9 @@ def test_labels_that_are_the_decisions_score_one_and_warn_on_small_support(
     assert report["variant"] == "fp32" and report["random_weights"] is True and report["data"]["rows"] == 2000
     warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert warned == [f"warning: {warning}" for warning in tweet_level["warnings"]]
+    positive = int(truth[:, 0].sum())  # ~1,000: tweets tied at the median cut all go one way
     assert warned[0] == (
-        f"warning: {labels[0]}: 1,000 positive and 1,000 negative tweets; "
+        f"warning: {labels[0]}: {positive:,} positive and {2000 - positive:,} negative tweets; "
         "the model card trusts a label's figures only with at least 5,000 of each"
     )
     assert len(warned) == len(labels)
