@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from helpers import write_rows
 
 from vigil.cli.main import main
 from vigil.cli import classify as classify_module
@@ -56,22 +57,6 @@ def run(artifact: Path, *args: str | Path, input: str | bytes | None = None) -> 
     return CliRunner().invoke(main, argv, input=input, catch_exceptions=False)
 
 
-def write_input(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """ROWS in the format PATH's extension names; plain text gets the "text" column only."""
-    if path.suffix == ".txt":
-        path.write_text("".join(row["text"] + "\n" for row in rows), encoding="utf-8")
-    elif path.suffix == ".csv":
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    elif path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    else:
-        pa = pytest.importorskip("pyarrow")
-        pq = pytest.importorskip("pyarrow.parquet")
-        pq.write_table(pa.Table.from_pylist(rows), path)
-    return path
 
 
 def read_output(source: Path | str) -> list[dict[str, Any]]:
@@ -113,7 +98,7 @@ def test_scores_equal_predict_and_input_columns_are_kept(
     rows = [{"id": i, "text": text} for i, text in enumerate(texts)]
     if in_suffix == ".csv":
         rows = [{"id": str(i), "text": text} for i, text in enumerate(texts)]
-    source = write_input(tmp_path / f"in{in_suffix}", rows)
+    source = write_rows(tmp_path / f"in{in_suffix}", rows)
     out = tmp_path / f"out{out_suffix}"
 
     result = run(tiny_artifact, source, "-o", out)
@@ -146,7 +131,7 @@ def test_format_option_overrides_the_extension(tiny_artifact: Path, clf: Classif
 
 
 def test_standin_warning_is_one_line(tiny_artifact: Path, tmp_path: Path) -> None:
-    result = run(tiny_artifact, write_input(tmp_path / "in.txt", [{"text": "hello"}]))
+    result = run(tiny_artifact, write_rows(tmp_path / "in.txt", [{"text": "hello"}]))
     assert result.stderr.count("RANDOM-WEIGHT STAND-IN: scores are meaningless") == 1
     assert "UserWarning" not in result.stderr
 
@@ -185,7 +170,7 @@ def test_scoring_reads_only_a_few_batches_ahead(clf: Classifier) -> None:
 @pytest.mark.parametrize("option", [None, "0.9", "post7geo10=0.2,pre7geo50=0.95"])
 def test_label_columns_follow_the_thresholds(tiny_artifact: Path, clf: Classifier, tmp_path: Path,
                                              option: str | None) -> None:
-    source = write_input(tmp_path / "in.txt", [{"text": text} for text in TWEETS])
+    source = write_rows(tmp_path / "in.txt", [{"text": text} for text in TWEETS])
     args = ["--labels"] + (["--thresholds", option] if option else [])
     result = run(tiny_artifact, source, *args)
     assert result.exit_code == 0, result.stderr
@@ -215,7 +200,7 @@ def test_label_columns_follow_the_thresholds(tiny_artifact: Path, clf: Classifie
     ],
 )
 def test_bad_thresholds(tiny_artifact: Path, tmp_path: Path, option: str, exit_code: int, message: str) -> None:
-    source = write_input(tmp_path / "in.txt", [{"text": "hello"}])
+    source = write_rows(tmp_path / "in.txt", [{"text": "hello"}])
     result = run(tiny_artifact, source, "--thresholds", option, "-o", tmp_path / "out.csv")
     assert result.exit_code == exit_code
     assert message in result.stderr
@@ -233,7 +218,7 @@ def test_group_by_equals_an_independent_computation(tiny_artifact: Path, clf: Cl
     places = ["paris", "lagos", "lima", "paris", "oslo", "lagos", "paris"]
     rows = [{"place": places[i % len(places)], "text": text} for i, text in enumerate(TWEETS)]
     out = tmp_path / f"groups{out_suffix}"
-    result = run(tiny_artifact, write_input(tmp_path / "in.csv", rows), "--group-by", "place", "-o", out)
+    result = run(tiny_artifact, write_rows(tmp_path / "in.csv", rows), "--group-by", "place", "-o", out)
     assert result.exit_code == 0, result.stderr
 
     probs = clf.predict(TWEETS).astype(np.float64)
@@ -253,7 +238,7 @@ def test_group_by_equals_an_independent_computation(tiny_artifact: Path, clf: Cl
 def test_group_by_null_and_numbers_in_jsonl(tiny_artifact: Path, tmp_path: Path) -> None:
     rows = [{"g": 1, "text": "a"}, {"g": None, "text": "b"}, {"g": 1, "text": "c"}]
     out = tmp_path / "groups.jsonl"
-    result = run(tiny_artifact, write_input(tmp_path / "in.jsonl", rows), "--group-by", "g", "-o", out)
+    result = run(tiny_artifact, write_rows(tmp_path / "in.jsonl", rows), "--group-by", "g", "-o", out)
     assert result.exit_code == 0, result.stderr
     assert [(row["group"], row["count"]) for row in read_output(out)] == [(1, 2), (None, 1)]
 
@@ -315,7 +300,7 @@ def test_input_errors_name_file_line_and_reason(
 
 def test_parquet_null_text_names_the_row(tiny_artifact: Path, tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
-    source = write_input(tmp_path / "in.parquet", [{"text": "a"}, {"text": None}])
+    source = write_rows(tmp_path / "in.parquet", [{"text": "a"}, {"text": None}])
     result = run(tiny_artifact, source, "-o", tmp_path / "out.jsonl")
     assert result.exit_code == 1
     assert error_line(result) == f"error: {source}, row 2: the value in column 'text' is empty (null), not a text"
@@ -348,14 +333,14 @@ def test_parquet_without_pyarrow_says_how_to_install(tiny_artifact: Path, tmp_pa
 
 
 def test_unknown_output_extension(tiny_artifact: Path, tmp_path: Path) -> None:
-    source = write_input(tmp_path / "in.txt", [{"text": "hello"}])
+    source = write_rows(tmp_path / "in.txt", [{"text": "hello"}])
     result = run(tiny_artifact, source, "-o", tmp_path / "out.xlsx")
     assert result.exit_code == 2
     assert "the extension must be one of .csv, .jsonl, .parquet" in result.stderr
 
 
 def test_labels_and_group_by_do_not_mix(tiny_artifact: Path, tmp_path: Path) -> None:
-    source = write_input(tmp_path / "in.csv", [{"g": "x", "text": "hello"}])
+    source = write_rows(tmp_path / "in.csv", [{"g": "x", "text": "hello"}])
     result = run(tiny_artifact, source, "--group-by", "g", "--labels")
     assert result.exit_code == 2
     assert "each group gets <label>_flag columns" in result.stderr

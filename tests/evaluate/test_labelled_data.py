@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers import write_rows
 
 pytest.importorskip("sklearn")
 
@@ -18,27 +17,13 @@ from vigil.runtime.errors import InputError
 LABELS = ("post7geo10", "pre7geo50")
 
 
-def write(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """ROWS as CSV (values as text), JSONL or Parquet, by PATH's extension."""
-    if path.suffix == ".csv":
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    elif path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    else:
-        pa = pytest.importorskip("pyarrow")
-        pq = pytest.importorskip("pyarrow.parquet")
-        pq.write_table(pa.Table.from_pylist(rows), path)
-    return path
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
 @pytest.mark.parametrize(("one", "zero"), [(1, 0), (True, False), (1.0, 0.0)])
 def test_zero_one_in_every_format(tmp_path: Path, suffix: str, one: Any, zero: Any) -> None:
     rows = [{"text": "a", "post7geo10": one, "pre7geo50": zero}, {"text": "b", "post7geo10": zero, "pre7geo50": one}]
-    data = read_labelled(write(tmp_path / f"d{suffix}", rows), LABELS)
+    data = read_labelled(write_rows(tmp_path / f"d{suffix}", rows), LABELS)
     assert data.texts == ["a", "b"]
     assert data.truth.tolist() == [[1, 0], [0, 1]]
     assert data.truth.dtype == np.int8
@@ -47,7 +32,7 @@ def test_zero_one_in_every_format(tmp_path: Path, suffix: str, one: Any, zero: A
 
 def test_label_true_columns_and_the_text_column_option(tmp_path: Path) -> None:
     rows = [{"tweet": "a", "post7geo10_true": 1, "pre7geo50": 0}]
-    data = read_labelled(write(tmp_path / "d.jsonl", rows), LABELS, text_column="tweet")
+    data = read_labelled(write_rows(tmp_path / "d.jsonl", rows), LABELS, text_column="tweet")
     assert data.columns == ("post7geo10_true", "pre7geo50")
     assert data.truth.tolist() == [[1, 0]]
 
@@ -55,7 +40,7 @@ def test_label_true_columns_and_the_text_column_option(tmp_path: Path) -> None:
 def test_label_true_wins_over_a_score_column(tmp_path: Path) -> None:
     """A file that went through `vigil classify` has scores in <label>: <label>_true holds the truth."""
     rows = [{"text": "a", "post7geo10": 0.93, "post7geo10_true": 0, "pre7geo50": 0.1, "pre7geo50_true": 1}]
-    data = read_labelled(write(tmp_path / "d.csv", rows), LABELS)
+    data = read_labelled(write_rows(tmp_path / "d.csv", rows), LABELS)
     assert data.columns == ("post7geo10_true", "pre7geo50_true")
     assert data.truth.tolist() == [[0, 1]]
 
@@ -66,13 +51,13 @@ def test_groups_and_their_truth(tmp_path: Path) -> None:
         {"text": "b", "place": "Oslo", "post7geo10": 0, "pre7geo50": 0},
         {"text": "c", "place": "Lyon", "post7geo10": 1, "pre7geo50": 0},
     ]
-    data = read_labelled(write(tmp_path / "d.jsonl", rows), LABELS, group_by="place")
+    data = read_labelled(write_rows(tmp_path / "d.jsonl", rows), LABELS, group_by="place")
     assert data.groups == ["Lyon", "Oslo", "Lyon"]
     assert data.group_truth(["Oslo", "Lyon"]).tolist() == [[0, 0], [1, 0]]
 
 
 def test_data_read_for_other_labels_are_refused(tmp_path: Path) -> None:
-    data = read_labelled(write(tmp_path / "d.jsonl", [{"text": "a", "post7geo10": 1, "pre7geo50": 0}]), LABELS)
+    data = read_labelled(write_rows(tmp_path / "d.jsonl", [{"text": "a", "post7geo10": 1, "pre7geo50": 0}]), LABELS)
     data.require_labels(LABELS)
     with pytest.raises(ValueError, match=r"read for the labels \['post7geo10', 'pre7geo50'\], not \['pre7geo50'"):
         data.require_labels(LABELS[::-1])
@@ -84,7 +69,7 @@ def test_a_group_whose_rows_disagree_is_named(tmp_path: Path) -> None:
         {"text": "b", "place": "Oslo", "post7geo10": 0, "pre7geo50": 0},
         {"text": "c", "place": "Lyon", "post7geo10": 1, "pre7geo50": 1},
     ]
-    path = write(tmp_path / "d.csv", rows)
+    path = write_rows(tmp_path / "d.csv", rows)
     with pytest.raises(InputError) as caught:
         read_labelled(path, LABELS, group_by="place")
     assert str(caught.value) == (
@@ -103,7 +88,7 @@ def test_a_group_whose_rows_disagree_is_named(tmp_path: Path) -> None:
 ])
 def test_a_value_that_is_not_0_or_1_is_named_with_its_line(tmp_path: Path, suffix: str, value: Any, shown: str) -> None:
     rows = [{"text": "a", "post7geo10": 1, "pre7geo50": 0}, {"text": "b", "post7geo10": value, "pre7geo50": 0}]
-    path = write(tmp_path / f"d{suffix}", rows)
+    path = write_rows(tmp_path / f"d{suffix}", rows)
     line = 3 if suffix == ".csv" else 2  # a CSV's header is line 1
     with pytest.raises(InputError) as caught:
         read_labelled(path, LABELS)
@@ -111,7 +96,7 @@ def test_a_value_that_is_not_0_or_1_is_named_with_its_line(tmp_path: Path, suffi
 
 
 def test_a_missing_label_column_names_both_spellings(tmp_path: Path) -> None:
-    path = write(tmp_path / "d.csv", [{"text": "a", "post7geo10": 1}])
+    path = write_rows(tmp_path / "d.csv", [{"text": "a", "post7geo10": 1}])
     with pytest.raises(InputError) as caught:
         read_labelled(path, LABELS)
     assert str(caught.value) == (
@@ -121,7 +106,7 @@ def test_a_missing_label_column_names_both_spellings(tmp_path: Path) -> None:
 
 
 def test_a_missing_text_column(tmp_path: Path) -> None:
-    path = write(tmp_path / "d.csv", [{"tweet": "a", "post7geo10": 1, "pre7geo50": 0}])
+    path = write_rows(tmp_path / "d.csv", [{"tweet": "a", "post7geo10": 1, "pre7geo50": 0}])
     with pytest.raises(InputError, match=rf"^{path}, line 1: no column 'text'; the columns are: 'tweet', "):
         read_labelled(path, LABELS)
 

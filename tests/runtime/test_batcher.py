@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 
 import pytest
+from helpers import wait_for
 
 from vigil.runtime import batcher as batcher_module
 from vigil.runtime.batcher import Batcher, BatcherConfig, BatchRecord
@@ -32,14 +33,6 @@ def unique_name() -> str:
 
 def double(xs: list[int]) -> list[int]:
     return [x * 2 for x in xs]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    """Poll until `predicate` holds; fail the test rather than hang if it never does."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.001)
 
 
 def thread_alive(name: str) -> bool:
@@ -423,7 +416,7 @@ def test_close_from_the_observer_neither_deadlocks_nor_raises() -> None:
     batcher = Batcher(double, observer=close_on_record, name=name)
     holder.append(batcher)
     assert batcher.submit(1).result(TIMEOUT) == 2
-    wait_until(lambda: not thread_alive(name))
+    wait_for(lambda: not thread_alive(name), "the dispatcher to exit", TIMEOUT)
     assert raised == []
     assert batcher.closed
 
@@ -439,7 +432,7 @@ def test_close_from_process_neither_deadlocks_nor_fails_the_batch() -> None:
     batcher = Batcher(close_then_double, name=name)
     holder.append(batcher)
     assert batcher.submit(1).result(TIMEOUT) == 2
-    wait_until(lambda: not thread_alive(name))
+    wait_for(lambda: not thread_alive(name), "the dispatcher to exit", TIMEOUT)
     assert batcher.closed
     with pytest.raises(BatcherClosedError):
         batcher.submit(2)

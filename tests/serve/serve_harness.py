@@ -8,29 +8,17 @@ shutdown-with-requests-in-flight deterministic without any timing assumption.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import numpy as np
+from helpers import WAIT_S, wait_for
 
 from vigil.runtime import BatcherConfig, Classifier
 from vigil.serve import Lifecycle, Server, ServeSettings, create_app
-
-WAIT_S = 20.0  # an upper bound for waiting on a condition, never a performance threshold
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll CONDITION until true; fail naming WHAT if it never becomes true."""
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
-
 
 class GatedClassifier:
     """A Classifier whose model runs only while `gate` is set; counts the rows it scored."""

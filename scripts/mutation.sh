@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Mutation testing of vigil's core modules with mutmut 3 (config: [tool.mutmut] in pyproject.toml).
+#
+# mutmut names mutants by file path and expects that path to be the import path, but vigil
+# maps top-level folders onto the `vigil` namespace (package-dir). So this script stages a
+# copy laid out as vigil/<package>/..., runs mutmut there, and prints the results.
+# Usage: scripts/mutation.sh [STAGE_DIR]   (default build/mutation; reruns reuse its cache)
+# Bounded for a 2-core machine: two children, targeted tests only (see pytest_add_cli_args_test_selection).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+stage="${1:-$repo/build/mutation}"
+python="${PYTHON:-$repo/.venv/bin/python}"
+mkdir -p "$stage/vigil"
+cd "$stage"
+rm -rf vigil/* tests data
+for package in export runtime cli serve evaluate; do
+    cp -r "$repo/$package" "vigil/$package"
+done
+cp -r "$repo/tests" "$repo/data" "$repo/pyproject.toml" .
+"$python" -m mutmut run --max-children "${MUTATION_CHILDREN:-2}" || true
+"$python" -m mutmut results --all true
