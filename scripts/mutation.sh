@@ -12,7 +12,8 @@ stage="${1:-$repo/build/mutation}"
 python="${PYTHON:-$repo/.venv/bin/python}"
 mkdir -p "$stage/vigil"
 cd "$stage"
-rm -rf vigil/* tests data
+rm -rf vigil/* tests data cache
+export VIGIL_TEST_CACHE="$stage/cache"  # build the tiny stand-in once, not once per mutant
 for package in export runtime cli serve evaluate; do
     cp -r "$repo/$package" "vigil/$package"
 done
