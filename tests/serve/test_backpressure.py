@@ -47,11 +47,15 @@ def test_full_queue_is_503_with_retry_after(gated: GatedClassifier) -> None:
 
 def test_deadline_is_504_and_drops_the_texts_still_queued(gated: GatedClassifier) -> None:
     config = BatcherConfig(max_batch_size=1, max_wait_s=0)
-    with live_server(gated, config, ServeSettings(timeout_s=0.2)) as server, server.client() as client:
+    settings = ServeSettings(timeout_s=1.0)
+    with live_server(gated, config, settings) as server, server.client() as client, ThreadPoolExecutor(1) as pool:
         server.wait_ready()
         scored_before = gated.scored_rows
         gated.gate.clear()  # the first text waits in the model, the second in the queue
-        late = client.post("/v1/classify", json={"texts": ["first", "second"]})
+        pending = pool.submit(client.post, "/v1/classify", json={"texts": ["first", "second"]})
+        # Held at the gate until the deadline has passed: nothing but the deadline answers it.
+        wait_for(lambda: gated.waiting_rows == 1, "the first text to reach the model")
+        late = pending.result()
         assert late.status_code == 504
         assert late.json()["error"]["kind"] == "deadline_exceeded"
         gated.gate.set()

@@ -65,12 +65,12 @@ def test_sigterm_answers_requests_in_flight(tiny_artifact: Path) -> None:
     """The real signal path, in a process of its own: uvicorn handles signals on its main thread.
 
     Each request goes over a connection the server already serves (a /healthz first), and
-    its batch waits a second for company, so the requests are inside the server when the
-    signal comes.
+    its batch waits three seconds for company, so the requests are inside the server when the
+    signal comes; the test checks that none was answered before it (else it tested nothing).
     """
     command = [
         sys.executable, "-c", "from vigil.cli.serve import serve; serve()", str(tiny_artifact),
-        "--port", "0", "--provider", "cpu", "--max-wait-ms", "1000",
+        "--port", "0", "--provider", "cpu", "--max-wait-ms", "3000",
     ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
@@ -82,11 +82,13 @@ def test_sigterm_answers_requests_in_flight(tiny_artifact: Path) -> None:
             futures = [pool.submit(_classify_on_open_connection, url, f"text {i}", sent) for i in range(8)]
             for _ in futures:
                 assert sent.acquire(timeout=WAIT_S), "a request was never sent"
+            answered_early = [f for f in futures if f.done()]
             process.send_signal(signal.SIGTERM)
             statuses = [future.result() for future in futures]
         _, log = process.communicate(timeout=WAIT_S)
     finally:
         process.kill()
+    assert answered_early == [], "requests were answered before the signal: nothing was in flight"
     assert statuses == [200] * 8
     assert "Application shutdown complete" in log
     assert process.returncode == -signal.SIGTERM  # uvicorn re-raises the signal it handled
