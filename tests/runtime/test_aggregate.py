@@ -92,3 +92,12 @@ def test_aggregates_a_classifier_by_language(tiny_artifact: Path, shared_tweets:
         mean = probabilities[[lang == language for lang in languages]].mean(axis=0, dtype=np.float64)
         np.testing.assert_allclose(scores.means[i], mean, rtol=0, atol=1e-6)
         assert scores.flags[i].tolist() == (scores.means[i] >= classifier.thresholds).tolist()
+
+
+def test_flags_compare_in_float32_as_the_classifier_thresholds_are() -> None:
+    """float32(0.7) lies below 0.7: a mean of exactly the float32 threshold is flagged."""
+    from vigil.runtime.aggregate import aggregate
+
+    p = np.float32(0.7)
+    scores = aggregate(np.array([[p]], dtype=np.float32), ["g"], ["a"], np.array([0.7]))
+    assert scores.flags.tolist() == [[True]]

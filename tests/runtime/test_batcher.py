@@ -100,7 +100,7 @@ def test_config_defaults_are_valid() -> None:
     ],
 )
 def test_config_rejects_wrong_types(field: str, value: object) -> None:
-    with pytest.raises(TypeError, match=f"{field}.*got {value!r}"):
+    with pytest.raises(TypeError, match=f"^{field} .*got {value!r}"):
         BatcherConfig(**{field: value})
 
 
@@ -115,7 +115,7 @@ def test_config_rejects_wrong_types(field: str, value: object) -> None:
     ],
 )
 def test_config_rejects_bad_ranges(field: str, value: object) -> None:
-    with pytest.raises(ValueError, match=f"{field}.*got {value!r}"):
+    with pytest.raises(ValueError, match=f"^{field} .*got {value!r}"):
         BatcherConfig(**{field: value})
 
 
@@ -130,8 +130,38 @@ def test_batcher_rejects_a_non_config() -> None:
 
 def test_submit_rejects_a_negative_timeout() -> None:
     with Batcher(double, name=unique_name()) as batcher:
-        with pytest.raises(ValueError, match="got -1"):
+        with pytest.raises(ValueError, match="^timeout .*got -1"):
             batcher.submit(1, timeout=-1)
+
+
+def test_config_accepts_its_smallest_values() -> None:
+    config = BatcherConfig(max_batch_size=1, max_wait_s=0, queue_size=1, submit_timeout_s=0)
+    assert (config.max_batch_size, config.queue_size) == (1, 1)
+
+
+def test_a_batch_waits_up_to_max_wait_for_company() -> None:
+    gate = Gate()
+    gate.release.set()
+    with Batcher(gate, BatcherConfig(max_batch_size=2, max_wait_s=30.0), name=unique_name()) as batcher:
+        first = batcher.submit(1)
+        wait_for(lambda: batcher.queue_depth == 0, "the dispatcher to take the first item", TIMEOUT)
+        second = batcher.submit(2)  # arrives while the first waits for company
+        assert (first.result(TIMEOUT), second.result(TIMEOUT)) == (2, 4)
+    assert gate.batches == [[1, 2]]
+
+
+def test_a_non_callable_process_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match="^process must be callable, got 42$"):
+        Batcher(42)  # type: ignore[arg-type]
+
+
+def test_a_new_batcher_is_open_and_its_thread_has_the_default_name() -> None:
+    gate = Gate()
+    gate.release.set()
+    with Batcher(gate) as batcher:
+        assert batcher.closed is False
+        assert batcher.submit(1).result(TIMEOUT) == 2
+    assert [t.name for t in gate.threads] == ["vigil-batcher"]
 
 
 # --- rule 1: one dispatcher thread, results checked against the batch -----------------
@@ -634,4 +664,4 @@ def test_observer_errors_are_logged_and_serving_continues(
     assert len(failures) == 3
     assert failures[0].exc_info is not None
     assert failures[0].exc_info[0] is RuntimeError
-    assert name in failures[0].getMessage()
+    assert failures[0].getMessage().startswith(f"{name} observer failed on BatchRecord(")
