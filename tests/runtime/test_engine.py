@@ -100,6 +100,11 @@ def test_an_unavailable_gpu_provider_is_an_error_listing_what_is_available(tiny_
         Classifier.open(tiny_artifact, provider=provider)
 
 
+def test_thresholds_of_zero_and_one_are_the_closed_interval_s_ends(tiny_artifact: Path) -> None:
+    with open_tiny(tiny_artifact, thresholds={"pre7geo10": 0.0, "post7geo10": 1.0}) as classifier:
+        assert classifier.thresholds.tolist() == [1.0, 0.5, 0.5, 0.0, 0.5, 0.5]
+
+
 def test_thresholds_override_the_manifest_per_label_or_globally(tiny_artifact: Path) -> None:
     with open_tiny(tiny_artifact, thresholds={"pre7geo10": 0.25, "post7geo50": 1}) as classifier:
         assert classifier.thresholds.tolist() == [0.5, 0.5, 1.0, 0.25, 0.5, 0.5]
@@ -111,7 +116,8 @@ def test_thresholds_override_the_manifest_per_label_or_globally(tiny_artifact: P
     ("thresholds", "error", "message"),
     [
         ({"nope": 0.5}, InputError, "unknown labels \\['nope'\\]"),
-        ({"pre7geo10": 1.5}, InputError, "within \\[0, 1\\], got 1.5"),
+        ({"pre7geo10": 1.5}, InputError, "^threshold for 'pre7geo10' .*within \\[0, 1\\], got 1.5"),
+        ({"pre7geo10": -0.0001}, InputError, "got -0.0001"),
         (float("nan"), InputError, "got nan"),
         ("0.5", TypeError, "must be a number, got '0.5'"),
         ({"pre7geo10": True}, TypeError, "must be a number"),
