@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.runtime.errors import ExportError
 from vigil.runtime.preprocess import clean_tweet
 
-__all__ = ["Tolerance", "TOLERANCES", "THRESHOLD", "load_sample", "reference_logits", "onnx_logits", "compare"]
+__all__ = ["Tolerance", "TOLERANCES", "THRESHOLD", "load_sample", "load_calibration", "reference_logits", "onnx_logits", "compare"]
 
 THRESHOLD = 0.5
 
@@ -56,6 +57,24 @@ def load_sample(path: str | Path | None = None) -> list[str]:
         path = Path(str(resources.files("vigil.export") / "data" / "validation-tweets.txt"))
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     return [clean_tweet(line) for line in lines if line.strip()]
+
+
+def load_calibration(path: str | Path | None, validation: list[str]) -> list[str]:
+    """Calibration tweets for static int8: PATH or the bundled sample, never the validation sample.
+
+    Calibrating on the tweets int8 is validated on would make the validation flattering.
+    """
+    if path is None:
+        path = Path(str(resources.files("vigil.export") / "data" / "calibration-tweets.txt"))
+    try:
+        texts = load_sample(path)
+    except UnicodeDecodeError as exc:
+        raise ExportError(f"calibration file {path} is not UTF-8 text") from exc
+    if not texts:
+        raise ExportError(f"calibration file {path} has no tweets")
+    if texts == validation:
+        raise ExportError(f"calibration file {path} is the validation sample; calibrate on different tweets")
+    return texts
 
 
 def reference_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
