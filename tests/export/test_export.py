@@ -136,3 +136,27 @@ def test_calibration_sample_is_not_the_validation_sample() -> None:
     validation = validate.load_sample()
     calibration = validate.load_calibration(None, validation)
     assert len(calibration) >= 64 and not set(calibration) & set(validation)
+
+
+def test_int8_that_cannot_pass_is_left_out(tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Too strict a tolerance for any int8 within the fp32 cap: no int8, the reason, CPUs run fp32."""
+    from click.testing import CliRunner
+
+    from vigil.cli.main import main
+    from vigil.runtime.session import plan_sessions
+
+    strict = validate.Tolerance(max_prob_diff=1e-9, min_label_agreement=1.0, borderline_band=0.0)
+    monkeypatch.setitem(validate.TOLERANCES, "int8", strict)
+    monkeypatch.setattr(artifact, "_in_child", lambda function, *args, **kwargs: function(*args, **kwargs))
+    out = tmp_path / "art"
+    result = CliRunner().invoke(main, ["export", str(tiny_checkpoint), str(out)])
+    assert result.exit_code == 0, result.output
+    assert "WARNING: no int8 variant" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "int8" not in manifest["variants"] and not (out / "model-int8.onnx").exists()
+    omitted = manifest["int8_omitted"]
+    assert "misses its tolerance" in omitted["reason"]
+    assert len(omitted["steps"]) >= 2 and not any(step["validation"]["passed"] for step in omitted["steps"])
+    assert set(omitted["sensitivity"]) and all(value > 0 for value in omitted["sensitivity"].values())
+    (plan,) = plan_sessions(Manifest.load(out), "cpu", available_providers=["CPUExecutionProvider"])
+    assert plan.variant == "fp32"
