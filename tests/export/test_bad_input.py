@@ -134,6 +134,7 @@ def test_interrupted_export_leaves_nothing(
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(artifact, "_in_child", lambda function, *args, **kwargs: function(*args, **kwargs))
     monkeypatch.setattr(artifact.graphs, "quantize_int8", interrupted)
     with pytest.raises(KeyboardInterrupt):
         artifact.export_artifact(tmp_path / "out", str(tiny_checkpoint))
@@ -146,6 +147,7 @@ def test_failed_forced_export_keeps_the_old_artifact(
     out = tmp_path / "out"
     out.mkdir()
     (out / "manifest.json").write_text("{}")
+    monkeypatch.setattr(artifact, "_in_child", lambda function, *args, **kwargs: function(*args, **kwargs))
     monkeypatch.setattr(artifact.graphs, "quantize_int8", lambda *a, **k: (_ for _ in ()).throw(ExportError("boom")))
     with pytest.raises(ExportError, match="boom"):
         artifact.export_artifact(out, str(tiny_checkpoint), force=True)
