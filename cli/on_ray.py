@@ -123,7 +123,8 @@ def classify_on_ray(
     for path in files:
         check_parquet(path, text_column, group_by, new_columns)
     with _connected(address, quiet) as ray, _renamed_on_success(output) as partial:
-        ds = ray.data.read_parquet([str(path) for path in files])
+        # No hive partitioning: the columns are those of the files, as checked above and as locally.
+        ds = ray.data.read_parquet([str(path) for path in files], partitioning=None)
         scored = score_dataset(
             ds, artifact.resolve(), text_column=text_column, model_batch_size=batch_size,
             **_pool(ray), provider=provider, variant=variant, thresholds=thresholds, labels=with_labels,
@@ -168,11 +169,11 @@ def _connected(address: str, quiet: bool) -> Iterator[Any]:
     before (a test's, a notebook's) is used as it is and left open."""
     import ray
 
+    if address:
+        _require_reachable(address)
     if ray.is_initialized():
         yield _configured(ray, quiet)
         return
-    if address:
-        _require_reachable(address)
     try:
         ray.init(address=address or None, include_dashboard=False, logging_level=logging.WARNING,
                  log_to_driver=not quiet)

@@ -19,7 +19,6 @@ from vigil.runtime.errors import InputError
 __all__ = ["Scorer", "score_dataset"]
 
 Thresholds = float | dict[str, float] | None
-_RETRIES = 3  # restarts of a lost actor, and retries of a task that died with it
 
 
 class Scorer:
@@ -104,12 +103,14 @@ def score_dataset(
 
     Returns:
         The scored `ray.data.Dataset` (nothing runs until it is consumed or written).
+
+    On a CPU-only cluster, leave some logical CPUs unreserved (ACTORS * CPUS_PER_ACTOR below
+    the cluster's CPUs): Ray's read and write tasks need them, or the job waits for ever.
     """
     from ray.data import ActorPoolStrategy
 
-    remote_args: dict[str, Any] = {"max_restarts": _RETRIES, "max_task_retries": _RETRIES}
-    if gpus_per_actor:
-        remote_args["num_gpus"] = gpus_per_actor
+    # Retries are Ray Data's defaults for actor pools: an actor lost with its node or process
+    # is restarted and the tasks it held are run again (an InputError is not retried).
     return ds.map_batches(
         Scorer,
         fn_constructor_args=(str(artifact),),
@@ -126,5 +127,5 @@ def score_dataset(
         batch_format="numpy",
         compute=ActorPoolStrategy(size=actors),
         num_cpus=cpus_per_actor,
-        **remote_args,
+        num_gpus=gpus_per_actor or None,
     )
