@@ -109,6 +109,9 @@ def score_dataset(
     """
     from ray.data import ActorPoolStrategy
 
+    # Blocks of BATCH_SIZE rows (a streaming split, no shuffle): one large file is one block
+    # as read, which only one actor of the pool could take.
+    ds = ds.repartition(target_num_rows_per_block=batch_size)
     # Retries are Ray Data's defaults for actor pools: an actor lost with its node or process
     # is restarted and the tasks it held are run again (an InputError is not retried).
     return ds.map_batches(
