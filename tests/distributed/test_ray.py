@@ -21,13 +21,13 @@ from vigil.distributed import Scorer, group_scores, score_dataset
 from vigil.runtime import Classifier, aggregate
 
 TWEETS = [
-    "Protesters gather downtown as police close the main square",
+    "Crowds march to the town hall as shops close early",
     "",
-    "RT @someone: check this out http://t.co/abc &amp; share",
-    "Manifestación en la plaza central, la policía bloquea las calles",
-    "Ça chauffe devant la préfecture 🔥🔥",
-    "مظاهرة أمام البرلمان",
-    "抗议者聚集在市中心",
+    "RT @user: road closed near the station http://t.co/x &amp; more",
+    "La policía corta el tráfico frente al congreso",
+    "Grève générale: la ville est à l'arrêt 🚧",
+    "تجمع كبير في الساحة الرئيسية",
+    "市中心今天有很多人",
 ]
 PLACES = ["paris", "lima", None, "cairo"]
 
