@@ -17,7 +17,6 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
-
 from vigil.runtime import GroupScores, aggregate
 
 __all__ = ["group_scores"]

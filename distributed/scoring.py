@@ -12,7 +12,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-
 from vigil.runtime import Classifier
 from vigil.runtime.errors import InputError
 

@@ -14,7 +14,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
-
 from vigil.cli.main import main
 from vigil.cli.on_ray import _renamed_on_success
 from vigil.distributed import Scorer, group_scores, score_dataset
