@@ -57,10 +57,11 @@ def _thresholds(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def _output(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    """None for stdout; otherwise a path whose extension names an output format."""
+    """None for stdout; otherwise a path whose extension names an output format (any directory with --ray)."""
     if value is None or str(value) == tables.STDIO:
         return None
-    if tables.format_of(value) not in tables.OUTPUT_FORMATS:
+    on_ray = ctx.params.get("ray_address") is not None  # --ray is eager: parsed before -o
+    if not on_ray and tables.format_of(value) not in tables.OUTPUT_FORMATS:
         raise click.BadParameter(f"{value}: the extension must be one of .csv, .jsonl, .parquet")
     if not value.parent.is_dir():
         raise click.BadParameter(f"{value}: directory {value.parent} does not exist")
@@ -69,7 +70,7 @@ def _output(ctx: click.Context, param: click.Parameter, value: Path | None) -> P
 
 @click.command()
 @click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, allow_dash=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), callback=_output,
               help="Where to write: .csv, .jsonl or .parquet, written in full or not at all. "
                    "[default: CSV on stdout]")
@@ -87,6 +88,9 @@ def _output(ctx: click.Context, param: click.Parameter, value: Path | None) -> P
 @click.option("--provider", type=click.Choice(_PROVIDERS), default="auto", show_default=True)
 @click.option("--variant", help="Artifact variant to run (int8, fp32, fp16, fp16-fused).  [default: the provider's]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", is_eager=True, metavar="[ADDRESS]",
+              help="Score on a Ray cluster: join ADDRESS, or start a local one without. INPUT is a Parquet "
+                   "file or directory of them; OUTPUT a new Parquet directory.")
 @fails_cleanly("cpu")
 def classify(
     artifact: Path,
@@ -101,6 +105,7 @@ def classify(
     provider: str,
     variant: str | None,
     quiet: bool,
+    ray_address: str | None,
 ) -> None:
     """Score every tweet of INPUT with the artifact directory ARTIFACT.
 
@@ -109,6 +114,12 @@ def classify(
     """
     if group_by and with_labels:
         raise click.UsageError("--labels adds columns per tweet; with --group-by, each group gets <label>_flag columns")
+    if ray_address is not None:
+        _classify_on_ray(ray_address, artifact, input_path, output, input_format, text_column, group_by,
+                         with_labels, thresholds, batch_size, provider, variant, quiet)
+        return
+    if Path(input_path).is_dir():
+        raise click.UsageError(f"{input_path} is a directory; a directory of Parquet files needs --ray")
     fmt = input_format or tables.format_of(input_path) or "txt"
     with tables.open_table(input_path, fmt, text_column) as table:
         table.require(text_column, *([group_by] if group_by else []))
@@ -118,6 +129,29 @@ def classify(
                 _write_groups(clf, table, scored, group_by, output)
             else:
                 _write_scores(clf, table, scored, with_labels, output)
+
+
+def _classify_on_ray(
+    address: str, artifact: Path, input_path: str, output: Path | None, input_format: str | None,
+    text_column: str, group_by: str | None, with_labels: bool, thresholds: Thresholds,
+    batch_size: int, provider: str, variant: str | None, quiet: bool,
+) -> None:
+    """`--ray`: check what only the driver can, then hand over to `vigil.cli.on_ray`.
+
+    The driver's own classifier (CPU: the driver may have no GPU) checks the artifact and the
+    thresholds and gives the labels; the actors open theirs on PROVIDER.
+    """
+    from vigil.cli.on_ray import classify_on_ray, require_ray
+
+    require_ray()
+    if output is None:
+        raise click.UsageError("--ray writes a Parquet directory: give it with -o")
+    if input_format not in (None, "parquet") or input_path == tables.STDIO:
+        raise click.UsageError("--ray reads Parquet files only")
+    with _open_classifier(artifact, "cpu", None, thresholds) as clf:
+        classify_on_ray(address, artifact, input_path, output, text_column=text_column, group_by=group_by,
+                        with_labels=with_labels, thresholds=thresholds, batch_size=batch_size,
+                        provider=provider, variant=variant, quiet=quiet, clf=clf)
 
 
 def _open_classifier(artifact: Path, provider: str, variant: str | None, thresholds: Thresholds) -> Classifier:
@@ -213,11 +247,16 @@ def _write_groups(clf: Classifier, table: Table, scored: Iterator[Scored], group
     totals = _GroupTotals()
     for records, probs in scored:
         totals.add([table.key(line, row, group_by) for line, row in records], probs)
+    _write_group_scores(totals.scores(clf.labels, clf.thresholds), clf.labels, output)
+
+
+def _write_group_scores(scores: GroupScores, labels: Sequence[str], output: Path | None) -> None:
+    """Group, count, then the mean and flag of each label, one row per group."""
     types = {"count": "int64"}
-    for label in clf.labels:
+    for label in labels:
         types |= {label: "float32", f"{label}_flag": "bool"}
     with tables.open_writer(output, ["group", *types], types) as writer:
-        writer.write(totals.scores(clf.labels, clf.thresholds).to_rows())
+        writer.write(scores.to_rows())
 
 
 class _GroupTotals:
