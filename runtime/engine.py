@@ -284,8 +284,7 @@ def _probability(label: str, value: object) -> float:
 
 
 def _tokenizer_for(manifest: Manifest) -> ThreadLocalTokenizer:
-    path = manifest.directory / manifest.tokenizer_file
-    return ThreadLocalTokenizer(path, manifest.sequence_length, manifest.pad_id)
+    return ThreadLocalTokenizer(manifest.verified_tokenizer_path(), manifest.sequence_length, manifest.pad_id)
 
 
 def _batches(texts: Iterator[str], size: int) -> Iterator[tuple[int, list[str]]]:
