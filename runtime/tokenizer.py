@@ -3,8 +3,10 @@
 The graphs have a static sequence axis, so every text becomes exactly `sequence_length`
 ids: truncated like the card's `pipeline(..., truncation=True)` and right-padded (the fused
 Attention kernel assumes right padding). A `tokenizers.Tokenizer` carries mutable
-truncation/padding state and is not safe to share between threads, so callers that tokenize
-on several threads use `ThreadLocalTokenizer`, which loads one per thread.
+truncation/padding state, set once by `load_tokenizer` and never changed after: encoding
+only reads it, so one tokenizer serves every thread (`SharedTokenizer`). `encode_batch`
+releases the GIL, so threads encode in parallel; one tokenizer per thread would cost
+~0.2 s and ~10 MiB each.
 
 Two inputs need care to be scored exactly like the reference and still fast:
 
@@ -29,7 +31,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import threading
 import unicodedata
 from collections.abc import Sequence
 
@@ -38,7 +39,7 @@ from tokenizers import Tokenizer
 
 from .errors import ArtifactError
 
-__all__ = ["load_tokenizer", "encode", "ThreadLocalTokenizer"]
+__all__ = ["load_tokenizer", "encode", "SharedTokenizer"]
 
 # Far longer than any tweet, far shorter than the texts worth cutting. A prefix this long
 # that still does not fill the sequence is retried `_WIDEN` times longer.
@@ -183,25 +184,16 @@ def _replace_surrogates(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
-class ThreadLocalTokenizer:
-    """Encodes on whichever thread calls it, with that thread's own tokenizer.
+class SharedTokenizer:
+    """One tokenizer for every thread: loaded once, its settings never changed after.
 
-    Loading takes ~0.1 s, so each thread loads once and keeps its tokenizer for its
-    lifetime; the constructor loads the caller's at once, so a broken file fails early.
+    The Rust tokenizer is thread-safe for encoding (`&self`, the GIL released); only the
+    `enable_*` setters mutate it, and nothing calls them after `load_tokenizer`.
     """
 
     def __init__(self, path: str | os.PathLike[str], sequence_length: int, pad_id: int) -> None:
-        self._args = (path, sequence_length, pad_id)
-        self._local = threading.local()
-        self.tokenizer()
-
-    def tokenizer(self) -> Tokenizer:
-        """The calling thread's tokenizer, loaded on its first use."""
-        tokenizer = getattr(self._local, "tokenizer", None)
-        if tokenizer is None:
-            tokenizer = self._local.tokenizer = load_tokenizer(*self._args)
-        return tokenizer
+        self.tokenizer = load_tokenizer(path, sequence_length, pad_id)
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """`encode` with the calling thread's tokenizer."""
-        return encode(self.tokenizer(), texts)
+        """`encode` with the shared tokenizer, from any thread."""
+        return encode(self.tokenizer, texts)
