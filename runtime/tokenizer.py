@@ -41,9 +41,10 @@ from .errors import ArtifactError
 
 __all__ = ["load_tokenizer", "encode", "SharedTokenizer"]
 
-# Far longer than any tweet, far shorter than the texts worth cutting. A prefix this long
-# that still does not fill the sequence is retried `_WIDEN` times longer.
-_PREFIX_CHARS = 2048
+# Longer than most tweets (280 characters at most), and enough for 30 word pieces of any
+# ordinary text: a dot costs a pre-token, so a longer prefix of dots would cost more. A
+# prefix this long that still does not fill the sequence is retried `_WIDEN` times longer.
+_PREFIX_CHARS = 256
 _WIDEN = 16
 
 # Candidate cuts tried before giving up on cutting (each is confirmed by the tokenizer).
