@@ -6,7 +6,7 @@ loop that wakes every millisecond and records how late it woke: the loop lag, i.
 some request kept the loop from everything else. The clients run in a child process, so
 they never compete with the server for the GIL:
 
-- hostile, 8 threads: validation bombs (`{"texts": [1, ...]}` and `{"items": [{}, ...]}`
+- hostile, 8 threads (--without leaves kinds out): validation bombs (`{"texts": [1, ...]}` and `{"items": [{}, ...]}`
   just under the 1 MiB body limit), 1 MiB bodies of 250 valid texts of 4,000 dots, and
   half-sent requests (headers or body never finished, held open);
 - a prober: GET /readyz every 20 ms, timing each answer;
@@ -161,7 +161,10 @@ def _checker(url: str, stop: float, expected: dict[str, list[float]], tally: dic
                     tally["misassigned"] += 1
 
 
-def _clients(url: str, seconds: float, queue: Any) -> None:
+KINDS = ("ints", "empty items", "1 MiB of dots", "half-sent headers", "half-sent bodies")
+
+
+def _clients(url: str, seconds: float, kinds: tuple[str, ...], queue: Any) -> None:
     """The child process: score the checker's texts alone, then run every client at once."""
     texts = [f"reliability check {i}: the square is calm tonight #{i}" for i in range(200)]
     with httpx.Client(base_url=url, timeout=60) as client:
@@ -173,10 +176,12 @@ def _clients(url: str, seconds: float, queue: Any) -> None:
     latencies: list[float] = []
     statuses: list[int] = []
     tally = {"texts": 0, "not_200": 0, "lost_or_duplicated": 0, "misassigned": 0}
-    kinds = ["ints", "empty items", "1 MiB of dots"]
-    threads = [threading.Thread(target=_bomber, args=(url, bodies[k], stop, counters[k])) for k in kinds * 2]
+    # 8 hostile threads in all, shared among the kinds chosen.
+    chosen = [kinds[i % len(kinds)] for i in range(8)]
+    threads = [threading.Thread(target=_bomber, args=(url, bodies[k], stop, counters[k]))
+               for k in chosen if k in bodies]
     threads += [threading.Thread(target=_half_sender, args=(url, stop, counters[k], k == "half-sent bodies"))
-                for k in ("half-sent headers", "half-sent bodies")]
+                for k in chosen if k not in bodies]
     threads += [threading.Thread(target=_prober, args=(url, stop, latencies, statuses)),
                 threading.Thread(target=_checker, args=(url, stop, expected, tally))]
     for thread in threads:
@@ -190,12 +195,12 @@ def _clients(url: str, seconds: float, queue: Any) -> None:
 # --- the run ------------------------------------------------------------------------------
 
 
-def run(artifact: Path, seconds: float) -> dict[str, Any]:
+def run(artifact: Path, seconds: float, kinds: tuple[str, ...] = KINDS) -> dict[str, Any]:
     watched = _Watched(artifact)
     url = watched.start()
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_clients, args=(url, seconds, queue))
+    child = context.Process(target=_clients, args=(url, seconds, kinds, queue))
     lags_before = len(watched.lags)
     child.start()
     try:
@@ -211,6 +216,7 @@ def run(artifact: Path, seconds: float) -> dict[str, Any]:
         "seconds": seconds,
         "load_average_at_end": os.getloadavg(),
         "cpus": os.cpu_count(),
+        "hostile_kinds": list(kinds),
         "hostile_requests_sent": found["sent"],
         "loop_lag_ms": {"max": float(lags.max()), "p99": float(np.percentile(lags, 99)),
                         "over_50ms": int((lags > 50).sum()), "wakeups": int(lags.size)},
@@ -225,10 +231,11 @@ def run(artifact: Path, seconds: float) -> dict[str, Any]:
 @click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--seconds", type=click.FloatRange(1, 600), default=20.0, show_default=True,
               help="How long the hostile clients run.")
+@click.option("--without", multiple=True, type=click.Choice(KINDS), help="Leave out a kind of hostile client.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the figures as JSON here.")
-def main(artifact: Path, seconds: float, out: Path | None) -> None:
+def main(artifact: Path, seconds: float, without: tuple[str, ...], out: Path | None) -> None:
     """Hostile clients against a loopback `vigil serve` of ARTIFACT (fp32, CPU)."""
-    figures = run(artifact, seconds)
+    figures = run(artifact, seconds, tuple(k for k in KINDS if k not in without))
     text = json.dumps(figures, indent=2)
     click.echo(text)
     if out is not None:
