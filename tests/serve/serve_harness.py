@@ -23,6 +23,13 @@ from vigil.serve import Lifecycle, Server, ServeSettings, create_app
 WAIT_S = 20.0  # an upper bound for waiting on a condition, never a performance threshold
 
 
+def error_of(response: httpx.Response, status: int) -> dict[str, str]:
+    """The `error` object of a JSON error answer, after checking its status and type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    return response.json()["error"]
+
+
 def wait_for(condition: Callable[[], bool], what: str) -> None:
     """Poll CONDITION until true; fail naming WHAT if it never becomes true."""
     deadline = time.monotonic() + WAIT_S

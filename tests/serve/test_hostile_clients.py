@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from serve_harness import WAIT_S, Live, live_server
+from serve_harness import WAIT_S, Live, error_of, live_server
 
 from vigil.runtime import Classifier
 from vigil.serve import Server, ServeSettings, create_app
@@ -35,10 +35,6 @@ def client(limited: Live) -> Iterator[httpx.Client]:
         yield client
 
 
-def _error(response: httpx.Response, status: int) -> dict[str, str]:
-    assert response.status_code == status, response.text
-    return response.json()["error"]
-
 
 @pytest.mark.parametrize(
     ("path", "body", "field"),
@@ -52,13 +48,25 @@ def test_a_list_over_the_limit_is_refused_before_its_items_are_validated(
     client: httpx.Client, path: str, body: dict, field: str
 ) -> None:
     # Validating first would report the first bad item ("validation", texts[0]) instead.
-    error = _error(client.post(path, json=body), 422)
+    error = error_of(client.post(path, json=body), 422)
     assert (error["kind"], error["field"]) == ("too_many_texts", field)
     assert "5000" in error["message"] and "3" in error["message"]
 
 
+def test_a_body_with_more_values_than_any_acceptable_one_is_refused_before_parsing(client: httpx.Client) -> None:
+    error = error_of(client.post("/v1/classify", json={"texts": [[1] * 5000]}), 422)
+    assert (error["kind"], error["field"]) == ("too_many_texts", "texts")
+
+
+def test_commas_inside_texts_do_not_count_as_values(client: httpx.Client) -> None:
+    texts = ['a, "quoted", b\\,' * 200] * 3
+    response = client.post("/v1/classify", json={"texts": texts})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["results"]) == 3
+
+
 def test_many_bad_items_within_the_limit_answer_the_first_error_only(client: httpx.Client) -> None:
-    error = _error(client.post("/v1/aggregate", json={"items": [{}, {}, {}]}), 422)
+    error = error_of(client.post("/v1/aggregate", json={"items": [{}, {}, {}]}), 422)
     assert (error["kind"], error["field"]) == ("validation", "items[0].text")
 
 
@@ -67,7 +75,7 @@ def test_a_form_content_type_is_415_naming_json(client: httpx.Client) -> None:
     response = client.post(
         "/v1/classify", content=b'{"text": "hi"}', headers={"content-type": "application/x-www-form-urlencoded"}
     )
-    error = _error(response, 415)
+    error = error_of(response, 415)
     assert error["kind"] == "unsupported_media_type"
     assert "application/json" in error["message"]
 
@@ -90,7 +98,7 @@ def test_json_with_or_without_a_json_content_type_is_served(client: httpx.Client
     ids=["invalid-utf8", "latin1-charset", "deep-nesting", "huge-int", "empty"],
 )
 def test_every_parse_error_is_malformed_json(client: httpx.Client, body: bytes, content_type: str, reason: str) -> None:
-    error = _error(client.post("/v1/classify", content=body, headers={"content-type": content_type}), 400)
+    error = error_of(client.post("/v1/classify", content=body, headers={"content-type": content_type}), 400)
     assert error["kind"] == "malformed_json"
     assert reason in error["message"]
 
@@ -101,7 +109,7 @@ def test_the_key_is_checked_before_the_body_is_parsed(classifier: Classifier) ->
         with server.client() as client:
             malformed = b'{"texts": ['
             response = client.post("/v1/classify", content=malformed, headers={"content-type": "application/json"})
-    assert _error(response, 401)["kind"] == "unauthorized"
+    assert error_of(response, 401)["kind"] == "unauthorized"
 
 
 def test_openapi_documents_metrics_401_and_the_one_of_rule(client: httpx.Client) -> None:
