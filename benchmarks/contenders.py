@@ -309,13 +309,13 @@ class Vigil(Contender):
 
         from vigil.runtime import Classifier, Manifest
         from vigil.runtime.session import open_model, plan_sessions
-        from vigil.runtime.tokenizer import ThreadLocalTokenizer
+        from vigil.runtime.tokenizer import SharedTokenizer
 
         manifest = Manifest.load(self.artifact)
         plans = plan_sessions(
             manifest, "cuda", self.variant, ort.get_available_providers(), max_batch_size=self.max_batch_size
         )
-        tokenizer = ThreadLocalTokenizer(
+        tokenizer = SharedTokenizer(
             manifest.directory / manifest.tokenizer_file, manifest.sequence_length, manifest.pad_id
         )
         chosen = [plan for plan in plans if plan.cuda_graphs == graphs]

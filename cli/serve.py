@@ -36,7 +36,16 @@ __all__ = ["serve"]
 @click.option("--max-texts", type=click.IntRange(min=1), help="Most texts (or items) per request [default: 256].")
 @click.option("--max-text-chars", type=click.IntRange(min=1), help="Longest text, in characters [default: 4096].")
 @click.option("--timeout-s", type=click.FloatRange(min=0, min_open=True),
-              help="Request deadline; past it the answer is 504 and queued texts are dropped [default: 10].")
+              help="Request deadline, from its arrival; past it the answer is 504 and queued texts are dropped "
+                   "[default: 10].")
+@click.option("--read-timeout-s", type=click.FloatRange(min=0, min_open=True),
+              help="Time a client has to send a request's headers, then its body [default: 10].")
+@click.option("--keep-alive-s", type=click.FloatRange(min=0, min_open=True),
+              help="Idle keep-alive connections are closed after this [default: 5].")
+@click.option("--graceful-shutdown-s", type=click.FloatRange(min=0, min_open=True),
+              help="On SIGTERM, requests still open after this are cancelled [default: 30].")
+@click.option("--max-concurrency", type=click.IntRange(min=1),
+              help="Most open connections and requests; beyond it requests get 503 [default: 1024].")
 @click.option("--api-key-env", metavar="VAR",
               help="Require 'Authorization: Bearer KEY' on /v1/* and /metrics, KEY read from environment variable "
                    "VAR. /healthz and /readyz stay open for probes.")
@@ -54,6 +63,10 @@ def serve(
     max_texts: int | None,
     max_text_chars: int | None,
     timeout_s: float | None,
+    read_timeout_s: float | None,
+    keep_alive_s: float | None,
+    graceful_shutdown_s: float | None,
+    max_concurrency: int | None,
     api_key_env: str | None,
 ) -> None:
     """Serve the artifact directory ARTIFACT over HTTP (see /docs once it runs)."""
@@ -61,7 +74,9 @@ def serve(
     from vigil.serve import ServeSettings, create_app, run
 
     limits = _given(
-        max_body_bytes=max_body_bytes, max_texts=max_texts, max_text_chars=max_text_chars, timeout_s=timeout_s
+        max_body_bytes=max_body_bytes, max_texts=max_texts, max_text_chars=max_text_chars, timeout_s=timeout_s,
+        read_timeout_s=read_timeout_s, keep_alive_s=keep_alive_s, graceful_shutdown_s=graceful_shutdown_s,
+        max_concurrency=max_concurrency,
     )
     settings = ServeSettings(**limits, api_key=_api_key(api_key_env))
     max_wait_s = None if max_wait_ms is None else max_wait_ms / 1000
@@ -79,10 +94,14 @@ def _given(**options: object) -> dict[str, object]:
 
 
 def _api_key(variable: str | None) -> str | None:
-    """The key from environment variable VARIABLE; refusing to start beats serving unprotected."""
+    """The key from environment variable VARIABLE; refusing to start beats serving unprotected.
+
+    Surrounding whitespace is dropped: a key file read with `$(cat key)` or a secret mounted
+    with its trailing newline would otherwise never match what clients send.
+    """
     if variable is None:
         return None
-    key = os.environ.get(variable, "")
+    key = os.environ.get(variable, "").strip()
     if not key:
         raise click.BadParameter(f"environment variable {variable} is not set or empty", param_hint="--api-key-env")
     return key

@@ -2,7 +2,7 @@
 
 Each batch goes: type check, `clean_tweet` (the card's cleaning), tokenization to
 [n, sequence_length], the model, a sigmoid. Bulk scoring (`predict`, `iter_predict`) runs
-the first three steps of the next batches on one background thread, with its own tokenizer,
+the first three steps of the next batches on one background thread (the tokenizer is shared),
 while the calling thread runs the model on the current one; at most `_PREFETCH` batches are
 read ahead, so memory stays bounded however long the input. The calling thread also reads
 the input iterable, so a generator never has to be thread-safe.
@@ -27,7 +27,7 @@ from .errors import InputError
 from .manifest import Manifest
 from .preprocess import clean_tweet
 from .session import Model, open_model, plan_sessions
-from .tokenizer import ThreadLocalTokenizer
+from .tokenizer import SharedTokenizer
 
 __all__ = ["Classifier", "sigmoid"]
 
@@ -64,7 +64,7 @@ class Classifier:
         manifest: Manifest,
         model: Model,
         *,
-        tokenizer: ThreadLocalTokenizer | None = None,
+        tokenizer: SharedTokenizer | None = None,
         thresholds: _Thresholds = None,
         clean: bool = True,
     ) -> None:
@@ -198,7 +198,7 @@ class Classifier:
                 future.cancel()
 
     def encode(self, texts: Sequence[str], *, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Check, clean and tokenize TEXTS with the calling thread's tokenizer.
+        """Check, clean and tokenize TEXTS (on any thread: the tokenizer is shared).
 
         Args:
             start: Index of `texts[0]` in the caller's whole input, for error messages.
@@ -283,9 +283,8 @@ def _probability(label: str, value: object) -> float:
     return float(value)
 
 
-def _tokenizer_for(manifest: Manifest) -> ThreadLocalTokenizer:
-    path = manifest.directory / manifest.tokenizer_file
-    return ThreadLocalTokenizer(path, manifest.sequence_length, manifest.pad_id)
+def _tokenizer_for(manifest: Manifest) -> SharedTokenizer:
+    return SharedTokenizer(manifest.verified_tokenizer_path(), manifest.sequence_length, manifest.pad_id)
 
 
 def _batches(texts: Iterator[str], size: int) -> Iterator[tuple[int, list[str]]]:

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,7 @@ class Manifest:
     sequence_length: int
     pad_id: int
     tokenizer_file: str
+    tokenizer_sha256: str
     variants: dict[str, Variant]
     thresholds: dict[str, float]
     source: dict[str, Any]
@@ -154,6 +155,7 @@ class Manifest:
                 sequence_length=int(raw["sequence_length"]),
                 pad_id=int(raw["pad_id"]),
                 tokenizer_file=str(raw["tokenizer"]["file"]),
+                tokenizer_sha256=str(raw["tokenizer"]["sha256"]),
                 variants={
                     name: Variant.from_dict(name, data) for name, data in raw["variants"].items()
                 },
@@ -204,3 +206,33 @@ class Manifest:
                 f"model file {path} does not match the manifest's size and sha256: corrupt or replaced"
             )
         return path
+
+    def verified_tokenizer_path(self) -> Path:
+        """`tokenizer.json`, after checking its sha256: a swapped vocabulary changes every score."""
+        path = self.directory / self.tokenizer_file
+        if not path.is_file():
+            raise ArtifactError(f"tokenizer file is missing: {path}")
+        if sha256_file(path) != self.tokenizer_sha256:
+            raise ArtifactError(f"tokenizer file {path} does not match the manifest's sha256: corrupt or replaced")
+        return path
+
+    def check_graph_shapes(
+        self, path: Path, inputs: Mapping[str, Sequence[int | str | None]], output: Sequence[int | str | None]
+    ) -> None:
+        """Refuse a graph whose fixed sequence axis or label count differs from the manifest's.
+
+        Args:
+            inputs: Shape of each graph input, as ONNX Runtime reports it ("batch" for a
+                symbolic axis).
+            output: Shape of the logits.
+        """
+        for name, shape in inputs.items():
+            if len(shape) != 2 or shape[1] != self.sequence_length:
+                raise ArtifactError(
+                    f"{path} takes {name} of shape {list(shape)}, but the manifest says sequence_length "
+                    f"{self.sequence_length}"
+                )
+        if len(output) != 2 or output[1] != len(self.labels):
+            raise ArtifactError(
+                f"{path} returns logits of shape {list(output)}, but the manifest has {len(self.labels)} labels"
+            )

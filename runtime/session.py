@@ -447,7 +447,9 @@ def open_model(
 def _open(
     manifest: Manifest, plan: SessionPlan, filler: tuple[np.ndarray, np.ndarray], threads: int | None
 ) -> Model:
-    session = create_session(manifest.verified_path(manifest.variant(plan.variant)), plan, threads=threads)
+    path = manifest.verified_path(manifest.variant(plan.variant))
+    session = create_session(path, plan, threads=threads)
+    manifest.check_graph_shapes(path, {i.name: i.shape for i in session.get_inputs()}, session.get_outputs()[0].shape)
     if not plan.buckets:
         return Model(session, plan)
     try:

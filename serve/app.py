@@ -22,6 +22,7 @@ import asyncio
 import enum
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,9 +38,10 @@ from starlette.exceptions import HTTPException
 
 from vigil.runtime import BatcherConfig, Classifier, Service, VigilError, aggregate
 
-from .body_limit import BodyLimitMiddleware
+from .body_limit import ARRIVED, BodyLimitMiddleware
 from .errors import ApiError, error_response, error_status
 from .metrics import Metrics, MetricsMiddleware
+from .request_body import document_bodies, field_name, json_body_doc, read_body
 from .schemas import (
     AggregateRequest,
     AggregateResponse,
@@ -63,9 +65,11 @@ _WARM_UP_TEXT = "RT @vigil: warming up the model before serving https://example.
 _ERROR_ANSWERS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
-        400: "The body is not valid JSON.",
+        400: "The body is not valid JSON (or not UTF-8): kind `malformed_json`.",
         401: "The API key is missing or wrong (only when the server has one).",
+        408: "The body did not arrive within the server's read timeout.",
         413: "The body is larger than the server's limit.",
+        415: "The declared Content-Type is not JSON.",
         422: "A field has the wrong type, or a limit on texts is exceeded; `field` names it.",
         503: "Not ready, shutting down, or the queue is full; see Retry-After.",
         504: "The request's deadline passed; its unfinished texts were dropped.",
@@ -132,8 +136,12 @@ def create_app(
     app.include_router(_scoring, dependencies=guarded)
     app.include_router(_metrics_route, dependencies=guarded)
     _install_error_handlers(app, state)
+    document_bodies(app, [ClassifyRequest, AggregateRequest])
     # The last added is outermost: the timer also sees the 413s, which come before routing.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=_count_error(state))
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s,
+        on_reject=_count_error(state),
+    )
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
 
@@ -225,6 +233,24 @@ def _ready_service(state: AppState) -> Service:
 ReadyService = Annotated[Service, Depends(_ready_service)]
 
 
+async def _classify_body(request: Request, state: AppState) -> ClassifyRequest:
+    """The body, read after the API key is checked and refused early when too big (see request_body)."""
+    return await read_body(request, ClassifyRequest, "texts", state.settings.max_texts)
+
+
+def _seconds_left(request: Request, state: AppState) -> float:
+    """What is left of the request's deadline, which counts from its arrival at the server."""
+    arrived = getattr(request.state, ARRIVED, time.monotonic())
+    return state.settings.timeout_s - (time.monotonic() - arrived)
+
+
+SecondsLeft = Annotated[float, Depends(_seconds_left)]
+
+
+async def _aggregate_body(request: Request, state: AppState) -> AggregateRequest:
+    return await read_body(request, AggregateRequest, "items", state.settings.max_texts)
+
+
 # --- routes -----------------------------------------------------------------------------
 
 _probes = APIRouter(tags=["probes"])
@@ -252,15 +278,23 @@ async def readyz(state: AppState) -> Any:
     return JSONResponse(status.model_dump(), status_code=503, headers=_retry_after(state.settings))
 
 
-@_scoring.post("/classify", response_model=ClassifyResponse, summary="Score one or several tweets.")
-async def classify(body: ClassifyRequest, state: AppState, service: ReadyService) -> ClassifyResponse:
+# Probes answer HEAD too (load balancers use it); the schema lists GET only.
+for _probe in (healthz, readyz):
+    _probes.add_api_route(f"/{_probe.__name__}", _probe, methods=["HEAD"], include_in_schema=False)
+
+
+@_scoring.post(
+    "/classify", response_model=ClassifyResponse, summary="Score one or several tweets.",
+    openapi_extra=json_body_doc(ClassifyRequest),
+)
+async def classify(
+    body: Annotated[ClassifyRequest, Depends(_classify_body)], state: AppState, service: ReadyService,
+    seconds_left: SecondsLeft,
+) -> ClassifyResponse:
     """Per text, the probability of every label and the labels at or above threshold."""
     texts = body.all_texts()
-    if body.text is not None:
-        _check_limits(state.settings, texts, "text", "text")
-    else:
-        _check_limits(state.settings, texts, "texts", "texts[{i}]")
-    probabilities = await _score(service, texts, state.settings.timeout_s)
+    _check_lengths(state.settings, texts, "text" if body.text is not None else "texts[{i}]")
+    probabilities = await _score(service, texts, seconds_left, state.settings.timeout_s)
     labels = state.classifier.labels
     decisions = state.classifier.decide(probabilities)
     return ClassifyResponse(
@@ -272,13 +306,19 @@ async def classify(body: ClassifyRequest, state: AppState, service: ReadyService
     )
 
 
-@_scoring.post("/aggregate", response_model=AggregateResponse, summary="Mean scores per group of tweets.")
-async def aggregate_groups(body: AggregateRequest, state: AppState, service: ReadyService) -> AggregateResponse:
+@_scoring.post(
+    "/aggregate", response_model=AggregateResponse, summary="Mean scores per group of tweets.",
+    openapi_extra=json_body_doc(AggregateRequest),
+)
+async def aggregate_groups(
+    body: Annotated[AggregateRequest, Depends(_aggregate_body)], state: AppState, service: ReadyService,
+    seconds_left: SecondsLeft,
+) -> AggregateResponse:
     """Per group, the mean probability of every label and the labels whose mean is at or
     above threshold: how the model's authors judge a place rather than a single tweet."""
     texts = [item.text for item in body.items]
-    _check_limits(state.settings, texts, "items", "items[{i}].text")
-    probabilities = await _score(service, texts, state.settings.timeout_s)
+    _check_lengths(state.settings, texts, "items[{i}].text")
+    probabilities = await _score(service, texts, seconds_left, state.settings.timeout_s)
     clf = state.classifier
     scores = aggregate(probabilities, [item.group for item in body.items], clf.labels, clf.thresholds)
     return AggregateResponse(
@@ -296,7 +336,10 @@ async def aggregate_groups(body: AggregateRequest, state: AppState, service: Rea
     "/metrics",
     response_class=Response,
     summary="Prometheus metrics.",
-    responses={200: {"content": {Metrics.content_type: {}}, "description": "Prometheus text format."}},
+    responses={
+        200: {"content": {Metrics.content_type: {}}, "description": "Prometheus text format."},
+        401: _ERROR_ANSWERS[401],
+    },
 )
 async def metrics(state: AppState) -> Response:
     """Request latency, batch size, queue depth and wait, inference time and errors."""
@@ -306,17 +349,14 @@ async def metrics(state: AppState) -> Response:
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _check_limits(settings: ServeSettings, texts: Sequence[str], field: str, text_field: str) -> None:
-    """422 naming the field when a request has too many texts or one is too long.
+def _check_lengths(settings: ServeSettings, texts: Sequence[str], text_field: str) -> None:
+    """422 naming the field of the first text over the length limit.
+
+    `read_body` has already refused lists with too many entries, before validating them.
 
     Args:
-        field: The request field holding the texts, e.g. "texts".
         text_field: The field of text i, with "{i}" for its index, e.g. "texts[{i}]".
     """
-    if len(texts) > settings.max_texts:
-        raise ApiError(
-            422, "too_many_texts", f"{field} has {len(texts)} entries; the limit is {settings.max_texts}", field=field
-        )
     for i, text in enumerate(texts):
         if len(text) > settings.max_text_chars:
             name = text_field.format(i=i)
@@ -326,8 +366,10 @@ def _check_limits(settings: ServeSettings, texts: Sequence[str], field: str, tex
             )
 
 
-async def _score(service: Service, texts: Sequence[str], timeout_s: float) -> np.ndarray:
+async def _score(service: Service, texts: Sequence[str], seconds_left: float, timeout_s: float) -> np.ndarray:
     """Probabilities [n, n_labels] of TEXTS, all submitted before any is awaited.
+
+    SECONDS_LEFT is what remains of the request's deadline of TIMEOUT_S.
 
     Submitting everything first lets one request's texts share batches with each other's
     and other requests'. When the deadline passes or one text fails, every unfinished text
@@ -335,7 +377,7 @@ async def _score(service: Service, texts: Sequence[str], timeout_s: float) -> np
     """
     tasks = [asyncio.create_task(service.submit_async(text)) for text in texts]
     try:
-        rows = await asyncio.wait_for(asyncio.gather(*tasks), timeout_s)
+        rows = await asyncio.wait_for(asyncio.gather(*tasks), max(seconds_left, 0.0))
     except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
         raise ApiError(
             504, "deadline_exceeded", f"the request did not finish within its {timeout_s:g} s deadline"
@@ -408,16 +450,5 @@ def _validation_error(exc: RequestValidationError) -> ApiError:
     if first["type"] == "json_invalid":
         reason = first.get("ctx", {}).get("error", first["msg"])
         return ApiError(400, "malformed_json", f"the body is not valid JSON: {reason}")
-    field = _field_name(first["loc"])
+    field = field_name(first["loc"])
     return ApiError(422, "validation", f"{field}: {first['msg']}", field=field)
-
-
-def _field_name(loc: Sequence[str | int]) -> str:
-    """("body", "texts", 2) -> "texts[2]"; ("body", "items", 0, "text") -> "items[0].text"."""
-    name = ""
-    for part in loc[1:] if loc[:1] == ("body",) else loc:
-        if isinstance(part, int):
-            name += f"[{part}]"
-        else:
-            name += f".{part}" if name else str(part)
-    return name or "body"

@@ -33,7 +33,10 @@ class ClassifyRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"text": _TWEET}, {"texts": [_TWEET, "Lovely sunny day at the beach"]}]},
+        json_schema_extra={
+            "examples": [{"text": _TWEET}, {"texts": [_TWEET, "Lovely sunny day at the beach"]}],
+            "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],  # the rule `_exactly_one` checks
+        },
     )
 
     text: str | None = Field(default=None, description="One tweet.", examples=[_TWEET])

@@ -4,17 +4,27 @@ On SIGTERM or Ctrl-C uvicorn stops listening, lets open requests finish, then ru
 app's lifespan shutdown (which closes the Service with `wait=True`). `Server` adds one
 step in front: it marks the app as draining, so /readyz answers 503 at once and a request
 still arriving on an open connection gets 503 with Retry-After, to be retried elsewhere.
+
+It also applies the app's connection settings (`ServeSettings`): the keep-alive timeout,
+the graceful-shutdown timeout, the concurrency limit and a header read timeout. uvicorn
+has no header timeout of its own (its keep-alive timer starts only after a first
+response), so a connection that never finishes sending its headers would hold a socket
+forever; `_with_header_timeout` closes it instead. The body's timeout is the app's
+(`BodyLimitMiddleware`), since only the app can answer 408.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .app import drain
+from .settings import ServeSettings
 
 __all__ = ["Server", "run"]
 
@@ -25,14 +35,57 @@ class Server(uvicorn.Server):
     def __init__(self, app: FastAPI, **config: Any) -> None:
         """Serve APP; CONFIG takes any `uvicorn.Config` option (host, port, log_level, ...).
 
-        The lifespan is always on: it starts and stops the app's Service.
+        The lifespan is always on: it starts and stops the app's Service. Timeouts and the
+        concurrency limit come from the app's `ServeSettings` unless CONFIG sets them.
         """
-        super().__init__(uvicorn.Config(app, lifespan="on", **config))
+        settings: ServeSettings = app.state.vigil.settings
+        defaults = {
+            "timeout_keep_alive": settings.keep_alive_s,
+            "timeout_graceful_shutdown": settings.graceful_shutdown_s,
+            "limit_concurrency": settings.max_concurrency,
+            "http": _with_header_timeout(settings.read_timeout_s),
+        }
+        super().__init__(uvicorn.Config(app, lifespan="on", **{**defaults, **config}))
         self.app = app
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         drain(self.app)
         await super().shutdown(sockets)
+
+
+def _with_header_timeout(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol, closing a connection whose next request's headers take over SECONDS.
+
+    The timer starts when the connection opens and again after each response; it closes
+    the connection if no new request began (`cycle` is unchanged) by the time it fires.
+    """
+
+    class HeaderTimeoutProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_header_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            timer = getattr(self, "_header_timer", None)
+            if timer is not None:
+                timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm_header_timer(self) -> None:
+            timer = getattr(self, "_header_timer", None)
+            if timer is not None:
+                timer.cancel()
+            self._header_timer = self.loop.call_later(seconds, self._headers_overdue, self.cycle)
+
+        def _headers_overdue(self, cycle: object) -> None:
+            if self.cycle is cycle and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimeoutProtocol
 
 
 def run(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:

@@ -39,8 +39,17 @@ class ServeSettings:
         max_texts: Most texts (or items) in one request.
         max_text_chars: Longest text, in characters. The model reads only 32 tokens, so a
             long text costs tokenization time and no accuracy.
-        timeout_s: Deadline of one request, from the moment its texts are submitted; past
-            it the request gets 504 and its texts still queued are dropped before compute.
+        timeout_s: Deadline of one request, counted from its arrival at the server (when
+            the app first sees it); past it the request gets 504 and its texts still queued
+            are dropped before compute. Time spent reading a slow body counts.
+        read_timeout_s: A connection must send a request's headers, and then its body,
+            each within this many seconds, or it is closed (headers) or answered 408
+            (body). Without it, half-sent requests hold sockets and shutdown forever.
+        keep_alive_s: An idle keep-alive connection is closed after this many seconds.
+        graceful_shutdown_s: On SIGTERM, requests still open after this many seconds are
+            cancelled so that the process exits.
+        max_concurrency: Most open connections plus running requests; beyond it new
+            requests get 503 at once. Put a reverse proxy in front to hold more clients.
         retry_after_s: Seconds a client is told to wait (Retry-After) after a 503.
         api_key: When set, every route except /healthz and /readyz needs the header
             `Authorization: Bearer <api_key>`. That includes /metrics, which reveals traffic
@@ -53,6 +62,10 @@ class ServeSettings:
     max_text_chars: int = 4096
     timeout_s: float = 10.0
     retry_after_s: int = 1
+    read_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    graceful_shutdown_s: float = 30.0
+    max_concurrency: int = 1024
     api_key: str | None = field(default=None, repr=False)  # settings end up in logs
 
     def __post_init__(self) -> None:
@@ -61,7 +74,13 @@ class ServeSettings:
         _positive_int("max_text_chars", self.max_text_chars)
         _positive_seconds("timeout_s", self.timeout_s)
         _positive_int("retry_after_s", self.retry_after_s)
+        _positive_seconds("read_timeout_s", self.read_timeout_s)
+        _positive_seconds("keep_alive_s", self.keep_alive_s)
+        _positive_seconds("graceful_shutdown_s", self.graceful_shutdown_s)
+        _positive_int("max_concurrency", self.max_concurrency)
         if self.api_key is not None and not isinstance(self.api_key, str):
             raise TypeError(f"api_key must be a str or None, got {type(self.api_key).__name__}")
         if self.api_key == "":
             raise ValueError("api_key must not be empty; use None to turn authentication off")
+        if self.api_key is not None and self.api_key != self.api_key.strip():
+            raise ValueError("api_key must not start or end with whitespace (a trailing newline?)")

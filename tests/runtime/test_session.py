@@ -29,7 +29,7 @@ from vigil.runtime.session import (
     open_model,
     plan_sessions,
 )
-from vigil.runtime.tokenizer import ThreadLocalTokenizer
+from vigil.runtime.tokenizer import SharedTokenizer
 
 TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 ALL = [TRT, CUDA, CPU]
@@ -72,13 +72,13 @@ def manifest(tiny_artifact: Path) -> Manifest:
 
 @pytest.fixture(scope="module")
 def filler(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
-    tokenizer = ThreadLocalTokenizer(manifest.directory / manifest.tokenizer_file, 32, manifest.pad_id)
+    tokenizer = SharedTokenizer(manifest.directory / manifest.tokenizer_file, 32, manifest.pad_id)
     return tokenizer.encode([""])
 
 
 @pytest.fixture(scope="module")
 def encoded(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
-    tokenizer = ThreadLocalTokenizer(manifest.directory / manifest.tokenizer_file, 32, manifest.pad_id)
+    tokenizer = SharedTokenizer(manifest.directory / manifest.tokenizer_file, 32, manifest.pad_id)
     return tokenizer.encode([f"tweet number {i} about the weather" for i in range(11)])
 
 

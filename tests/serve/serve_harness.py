@@ -20,6 +20,13 @@ from helpers import WAIT_S, wait_for
 from vigil.runtime import BatcherConfig, Classifier
 from vigil.serve import Lifecycle, Server, ServeSettings, create_app
 
+def error_of(response: httpx.Response, status: int) -> dict[str, str]:
+    """The `error` object of a JSON error answer, after checking its status and type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    return response.json()["error"]
+
+
 class GatedClassifier:
     """A Classifier whose model runs only while `gate` is set; counts the rows it scored."""
 

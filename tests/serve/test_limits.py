@@ -10,7 +10,7 @@ import pytest
 from vigil.runtime import Classifier
 from vigil.serve import ServeSettings
 
-from serve_harness import Live, live_server
+from serve_harness import Live, error_of, live_server
 
 LIMITS = ServeSettings(max_body_bytes=1000, max_texts=3, max_text_chars=50)
 JSON = {"content-type": "application/json"}
@@ -29,14 +29,9 @@ def client(limited: Live) -> Iterator[httpx.Client]:
         yield client
 
 
-def _error(response: httpx.Response, status: int) -> dict[str, str]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    return response.json()["error"]
-
 
 def test_declared_body_over_the_limit_is_refused(client: httpx.Client) -> None:
-    error = _error(client.post("/v1/classify", json={"text": "x" * 2000}), 413)
+    error = error_of(client.post("/v1/classify", json={"text": "x" * 2000}), 413)
     assert error["kind"] == "body_too_large"
     assert "1000" in error["message"]
 
@@ -47,7 +42,7 @@ def test_chunked_body_over_the_limit_is_refused(client: httpx.Client) -> None:
         yield b"x" * 600
         yield b"x" * 600 + b'"}'  # the last chunk passes the limit
 
-    error = _error(client.post("/v1/classify", content=chunks(), headers=JSON), 413)
+    error = error_of(client.post("/v1/classify", content=chunks(), headers=JSON), 413)
     assert error["kind"] == "body_too_large"
 
 
@@ -75,7 +70,7 @@ def test_body_limit_is_exact(client: httpx.Client, chunked: bool) -> None:
         return client.post("/v1/classify", content=content, headers=JSON)
 
     assert send(_body_of(limit)).status_code == 200
-    assert _error(send(_body_of(limit + 1)), 413)["kind"] == "body_too_large"
+    assert error_of(send(_body_of(limit + 1)), 413)["kind"] == "body_too_large"
 
 
 def test_max_texts_is_exact(client: httpx.Client) -> None:
@@ -87,10 +82,10 @@ def test_max_texts_is_exact(client: httpx.Client) -> None:
 
 
 def test_too_many_texts(client: httpx.Client) -> None:
-    error = _error(client.post("/v1/classify", json={"texts": ["a"] * (LIMITS.max_texts + 1)}), 422)
+    error = error_of(client.post("/v1/classify", json={"texts": ["a"] * (LIMITS.max_texts + 1)}), 422)
     assert (error["kind"], error["field"]) == ("too_many_texts", "texts")
     assert "3" in error["message"]
-    error = _error(client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * (LIMITS.max_texts + 1)}), 422)
+    error = error_of(client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * (LIMITS.max_texts + 1)}), 422)
     assert (error["kind"], error["field"]) == ("too_many_texts", "items")
 
 
@@ -103,7 +98,7 @@ def test_too_many_texts(client: httpx.Client) -> None:
     ],
 )
 def test_text_too_long(client: httpx.Client, path: str, body: dict, field: str) -> None:
-    error = _error(client.post(path, json=body), 422)
+    error = error_of(client.post(path, json=body), 422)
     assert (error["kind"], error["field"]) == ("text_too_long", field)
     assert "51" in error["message"] and "50" in error["message"]
 
@@ -114,7 +109,7 @@ def test_a_text_at_the_limit_is_served(client: httpx.Client) -> None:
 
 
 def test_malformed_json_is_400(client: httpx.Client) -> None:
-    error = _error(client.post("/v1/classify", content=b'{"texts": [', headers=JSON), 400)
+    error = error_of(client.post("/v1/classify", content=b'{"texts": [', headers=JSON), 400)
     assert error["kind"] == "malformed_json"
 
 
@@ -132,11 +127,11 @@ def test_malformed_json_is_400(client: httpx.Client) -> None:
     ],
 )
 def test_wrong_types_are_422_naming_the_field(client: httpx.Client, body: dict, field: str) -> None:
-    error = _error(client.post("/v1/classify", json=body), 422)
+    error = error_of(client.post("/v1/classify", json=body), 422)
     assert (error["kind"], error["field"]) == ("validation", field)
     assert error["message"].startswith(field)
 
 
 def test_aggregate_items_need_text_and_group(client: httpx.Client) -> None:
-    error = _error(client.post("/v1/aggregate", json={"items": [{"text": "a"}]}), 422)
+    error = error_of(client.post("/v1/aggregate", json={"items": [{"text": "a"}]}), 422)
     assert error["field"] == "items[0].group"

@@ -68,6 +68,10 @@ def test_help_quotes_the_library_defaults() -> None:
         "max-texts": settings.max_texts,
         "max-text-chars": settings.max_text_chars,
         "timeout-s": settings.timeout_s,
+        "read-timeout-s": settings.read_timeout_s,
+        "keep-alive-s": settings.keep_alive_s,
+        "graceful-shutdown-s": settings.graceful_shutdown_s,
+        "max-concurrency": settings.max_concurrency,
     }
 
 
@@ -79,6 +83,27 @@ def test_missing_key_variable_refuses_to_start(
     assert result.exit_code == 2
     assert "VIGIL_TEST_KEY is not set" in result.output
     assert not started
+
+
+def test_a_key_read_with_a_trailing_newline_is_stripped(
+    tiny_artifact: Path, started: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIGIL_TEST_KEY", "k3y\n")
+    result = CliRunner().invoke(serve, [str(tiny_artifact), "--provider", "cpu", "--api-key-env", "VIGIL_TEST_KEY"])
+    assert result.exit_code == 0, result.output
+    assert started["state"].settings.api_key == "k3y"
+
+
+def test_connection_options_reach_the_settings(tiny_artifact: Path, started: dict[str, Any]) -> None:
+    result = CliRunner().invoke(serve, [
+        str(tiny_artifact), "--provider", "cpu", "--read-timeout-s", "3", "--keep-alive-s", "2",
+        "--graceful-shutdown-s", "9", "--max-concurrency", "50",
+    ])
+    assert result.exit_code == 0, result.output
+    settings = started["state"].settings
+    assert (settings.read_timeout_s, settings.keep_alive_s, settings.graceful_shutdown_s, settings.max_concurrency) == (
+        3, 2, 9, 50
+    )
 
 
 def test_bad_artifact_is_one_line(tmp_path: Path, started: dict[str, Any]) -> None:

@@ -25,6 +25,11 @@ from vigil.serve import ServeSettings, error_status
         ({"retry_after_s": -1}, ValueError),
         ({"api_key": ""}, ValueError),
         ({"api_key": b"bytes"}, TypeError),
+        ({"api_key": "key\n"}, ValueError),
+        ({"read_timeout_s": 0}, ValueError),
+        ({"keep_alive_s": float("nan")}, ValueError),
+        ({"graceful_shutdown_s": -1}, ValueError),
+        ({"max_concurrency": 0}, ValueError),
     ],
 )
 def test_settings_refuse_bad_values_naming_them(options: dict, exception: type[Exception]) -> None:
