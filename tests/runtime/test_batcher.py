@@ -90,7 +90,7 @@ def test_all_lists_the_public_names() -> None:
 
 def test_config_defaults_are_valid() -> None:
     config = BatcherConfig()
-    assert (config.max_batch_size, config.max_wait_s) == (64, 0.002)
+    assert (config.max_batch_size, config.max_wait_s) == (64, 0.0)  # work-conserving by default
     assert (config.queue_size, config.submit_timeout_s) == (4096, 0.0)
 
 
