@@ -237,8 +237,10 @@ class Classifier:
 
     def close(self) -> None:
         """Stop the prefetch thread and release the session; safe to call twice."""
-        self._model = None
+        model, self._model = self._model, None
         self._prefetcher.shutdown(wait=True, cancel_futures=True)
+        if model is not None:
+            model.close()
 
     def __enter__(self) -> Classifier:
         return self

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -304,6 +305,9 @@ class Model:
         """Logits, float32 [n, labels], for int64 IDS and MASK of shape [n, sequence_length]."""
         return self.session.run([self._output], {"input_ids": ids, "attention_mask": mask})[0]
 
+    def close(self) -> None:
+        """Release what the model holds besides the session; nothing for a plain one."""
+
 
 class BoundModel(Model):
     """Runs batches in fixed, bound buffers: one bucket per batch size, padded up to it.
@@ -311,10 +315,11 @@ class BoundModel(Model):
     A CUDA graph replays the addresses it captured, so each bucket has its own buffers,
     IO binding and graph id, and inputs are copied in place (`update_inplace`). Padding rows
     are a real encoding (the empty text's [CLS][SEP]): a fully masked row can turn an fp16
-    attention into NaN. Graphs live in the provider's per-thread context, so runs are
-    serialised, and the first run on a thread first captures that thread's graphs (a
-    warm-up run of every bucket) rather than in the middle of a request; the constructor
-    warms up the opening thread.
+    attention into NaN. Graphs live in the provider's per-thread context and are never
+    released, so with graphs every run goes through one graph thread, which captured them
+    all (a warm-up run of every bucket) when the model was opened: runs from any other
+    thread (a service's dispatcher, `Classifier.predict` on a thread pool) are handed to it,
+    and nothing is ever captured again. Without graphs, runs are serialised by a lock.
     """
 
     def __init__(
@@ -333,19 +338,32 @@ class BoundModel(Model):
             for size, graph_id in zip(plan.buckets, graph_ids)
         ]
         self._lock = threading.Lock()
-        self._warm_threads: set[int] = set()
-        with self._lock:
-            self._warm_up()
+        self._graph_runner: ThreadPoolExecutor | None = None
+        self.graph_thread: threading.Thread | None = None  # the thread object, never its reusable id
+        if plan.cuda_graphs:
+            self._graph_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-graphs")
+            self._graph_runner.submit(self._warm_up).result()
+        else:
+            with self._lock:
+                self._warm_up()
 
     def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         largest = self._slots[-1].size
         if len(ids) > largest:
             starts = range(0, len(ids), largest)
             return np.concatenate([self.run(ids[i : i + largest], mask[i : i + largest]) for i in starts])
+        if self._graph_runner is not None and threading.current_thread() is not self.graph_thread:
+            return self._graph_runner.submit(self._run_bucket, ids, mask).result()
+        return self._run_bucket(ids, mask)
+
+    def close(self) -> None:
+        """Stop the graph thread, if any; the model must not run afterwards."""
+        if self._graph_runner is not None:
+            self._graph_runner.shutdown(wait=True)
+
+    def _run_bucket(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         slot = next(slot for slot in self._slots if slot.size >= len(ids))
         with self._lock:
-            if self.cuda_graphs and threading.get_ident() not in self._warm_threads:
-                self._warm_up()
             logits = slot.run(self.session, *self._pad(ids, mask, slot.size))
             return logits[: len(ids)].copy()  # a CPU buffer's numpy() is a view into it
 
@@ -363,7 +381,8 @@ class BoundModel(Model):
         """Run every bucket once on this thread: allocates, and captures its CUDA graphs."""
         for slot in self._slots:
             slot.run(self.session, *self._fill(slot.size))
-        self._warm_threads.add(threading.get_ident())
+        if self.plan.cuda_graphs:
+            self.graph_thread = threading.current_thread()
         thread = threading.current_thread().name
         _log.info("%s: warmed %d buckets on thread %s", self.plan.describe(), len(self._slots), thread)
 
