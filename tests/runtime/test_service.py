@@ -225,3 +225,38 @@ def test_service_does_not_close_its_classifier(classifier: Classifier) -> None:
     with Service(classifier):
         pass
     assert not classifier.closed
+
+
+def test_score_async_tokenizes_a_large_request_off_the_loop_and_times_it(
+    classifier: Classifier, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded_on: list[str] = []
+    encode = classifier.encode
+    monkeypatch.setattr(classifier, "encode", lambda t, **k: encoded_on.append(threading.current_thread().name) or encode(t, **k))
+
+    async def both(service: Service):
+        return await service.score_async(texts[:2]), await service.score_async(texts[:40])
+
+    with Service(classifier, name="scoring") as service:
+        small, large = asyncio.run(both(service))
+    assert encoded_on[0] == "MainThread" and encoded_on[1].startswith("scoring-encode")
+    for scored, some in ((small, texts[:2]), (large, texts[:40])):
+        np.testing.assert_allclose(scored.probabilities, np.stack([alone[t] for t in some]), rtol=0, atol=ATOL)
+        assert scored.queue_s >= 0 and scored.inference_s > 0
+
+
+def test_a_cancelled_score_async_cancels_its_queued_texts(classifier: Classifier, gate: GatedScore) -> None:
+    async def cancelled(service: Service) -> None:
+        task = asyncio.ensure_future(service.score_async(["a", "b", "c"]))
+        while service.queue_depth < 3:  # queued behind the held batch
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with Service(classifier) as service:
+        first = hold_first_batch(service, gate)
+        asyncio.run(cancelled(service))
+        gate.release.set()
+        first.result(TIMEOUT)
+    assert gate.calls == [1]  # the three cancelled texts never reached the model
