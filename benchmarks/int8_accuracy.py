@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from vigil.export import graphs, validate
+from vigil.export import validate
 from vigil.export.checkpoint import load_checkpoint
 from vigil.runtime.preprocess import clean_tweet
 from vigil.runtime.tokenizer import encode, load_tokenizer

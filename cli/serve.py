@@ -29,7 +29,8 @@ __all__ = ["serve"]
 # Limits left unset keep the library's defaults (BatcherConfig, ServeSettings), quoted in the help.
 @click.option("--max-batch-size", type=click.IntRange(min=1), help="Most texts in one model run [default: 64].")
 @click.option("--max-wait-ms", type=click.FloatRange(min=0),
-              help="How long a batch waits for more texts after its first [default: 2].")
+              help="Opt-in delay: how long a batch waits for more texts after its first; 0 runs "
+                   "what is queued as soon as the model is free [default: 0].")
 @click.option("--queue-size", type=click.IntRange(min=1),
               help="Most texts waiting for a batch; beyond it requests get 503 [default: 4096].")
 @click.option("--max-body-bytes", type=click.IntRange(min=1), help="Largest request body [default: 1048576].")
@@ -83,7 +84,10 @@ def serve(
     batcher = BatcherConfig(**_given(max_batch_size=max_batch_size, max_wait_s=max_wait_s, queue_size=queue_size))
     # GPU sessions are built for batches up to this size, so it must cover the batcher's.
     # A stand-in artifact warns here, and every answer says `random_weights: true`.
-    classifier = Classifier.open(artifact, provider=provider, variant=variant, max_batch_size=batcher.max_batch_size)
+    # spin=False: idle ONNX Runtime threads leave the cores to the HTTP loop and the batcher.
+    classifier = Classifier.open(
+        artifact, provider=provider, variant=variant, max_batch_size=batcher.max_batch_size, spin=False
+    )
     with classifier:
         run(create_app(classifier, batcher, settings), host=host, port=port)
 

@@ -91,6 +91,7 @@ class Classifier:
         max_batch_size: int = 256,
         cache_dir: str | os.PathLike[str] | None = None,
         clean: bool = True,
+        spin: bool = True,
     ) -> Classifier:
         """Open the artifact directory ARTIFACT on the best (or the requested) provider.
 
@@ -102,10 +103,12 @@ class Classifier:
                 TensorRT, "fp16-fused" on CUDA, "int8" on the CPU).
             thresholds: Per-label (mapping) or global (float) decision thresholds over the
                 manifest's; labels without any default to 0.5.
-            threads: CPU intra-op threads; None means one per physical core.
+            threads: Intra-op threads; None means one per physical core on the CPU, one on a GPU.
             max_batch_size: Largest batch a GPU session is built for.
             cache_dir: TensorRT engine cache; see `plan_sessions`.
             clean: Apply the card's `clean_tweet` before tokenizing.
+            spin: Let idle intra-op threads spin-wait between runs: best for bulk scoring;
+                servers pass False so that idle threads leave the cores to request threads.
 
         Raises:
             ArtifactError: The artifact is missing, malformed or corrupt (sha256).
@@ -118,7 +121,7 @@ class Classifier:
             manifest, provider, variant, available, max_batch_size=max_batch_size, cache_dir=cache_dir
         )
         tokenizer = _tokenizer_for(manifest)
-        model = open_model(manifest, plans, filler=tokenizer.encode([""]), threads=threads)
+        model = open_model(manifest, plans, filler=tokenizer.encode([""]), threads=threads, spin=spin)
         if manifest.random_weights:
             warnings.warn(
                 f"{manifest.directory} holds a random-weight stand-in, not the real model: "
@@ -237,8 +240,10 @@ class Classifier:
 
     def close(self) -> None:
         """Stop the prefetch thread and release the session; safe to call twice."""
-        self._model = None
+        model, self._model = self._model, None
         self._prefetcher.shutdown(wait=True, cancel_futures=True)
+        if model is not None:
+            model.close()
 
     def __enter__(self) -> Classifier:
         return self

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -238,8 +239,16 @@ def _trt_cache_dir(manifest: Manifest, variant: Variant, cache_dir: str | os.Pat
     return base / variant.sha256[:16]
 
 
-def create_session(path: Path, plan: SessionPlan, *, threads: int | None = None) -> ort.InferenceSession:
+def create_session(
+    path: Path, plan: SessionPlan, *, threads: int | None = None, spin: bool = True
+) -> ort.InferenceSession:
     """An InferenceSession for PLAN, verified to run on PLAN's provider.
+
+    THREADS None means one intra-op thread per physical core on the CPU, and one on a GPU,
+    where the host only launches kernels and more threads would only compete with request
+    threads. SPIN False stops idle intra-op threads from spin-waiting for the next run:
+    spinning shaves a little off back-to-back bulk runs, but in a server it burns the cores
+    that request threads, the batcher and the HTTP loop need between batches.
 
     Raises:
         ProviderError: ONNX Runtime cannot create it on that provider, or attached another.
@@ -250,6 +259,11 @@ def create_session(path: Path, plan: SessionPlan, *, threads: int | None = None)
     options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     if threads is not None:
         options.intra_op_num_threads = _require_int("threads", threads, 1)
+    elif plan.device == _GPU_DEVICE:
+        options.intra_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     if plan.cache_dir is not None:
         plan.cache_dir.mkdir(parents=True, exist_ok=True)
     providers = [(name, dict(provider_options)) for name, provider_options in plan.providers]
@@ -306,6 +320,9 @@ class Model:
         """Logits, float32 [n, labels], for int64 IDS and MASK of shape [n, sequence_length]."""
         return self.session.run([self._output], {"input_ids": ids, "attention_mask": mask})[0]
 
+    def close(self) -> None:
+        """Release what the model holds besides the session; nothing for a plain one."""
+
 
 class BoundModel(Model):
     """Runs batches in fixed, bound buffers: one bucket per batch size, padded up to it.
@@ -313,10 +330,11 @@ class BoundModel(Model):
     A CUDA graph replays the addresses it captured, so each bucket has its own buffers,
     IO binding and graph id, and inputs are copied in place (`update_inplace`). Padding rows
     are a real encoding (the empty text's [CLS][SEP]): a fully masked row can turn an fp16
-    attention into NaN. Graphs live in the provider's per-thread context, so runs are
-    serialised, and the first run on a thread first captures that thread's graphs (a
-    warm-up run of every bucket) rather than in the middle of a request; the constructor
-    warms up the opening thread.
+    attention into NaN. Graphs live in the provider's per-thread context and are never
+    released, so with graphs every run goes through one graph thread, which captured them
+    all (a warm-up run of every bucket) when the model was opened: runs from any other
+    thread (a service's dispatcher, `Classifier.predict` on a thread pool) are handed to it,
+    and nothing is ever captured again. Without graphs, runs are serialised by a lock.
     """
 
     def __init__(
@@ -335,19 +353,32 @@ class BoundModel(Model):
             for size, graph_id in zip(plan.buckets, graph_ids)
         ]
         self._lock = threading.Lock()
-        self._warm_threads: set[int] = set()
-        with self._lock:
-            self._warm_up()
+        self._graph_runner: ThreadPoolExecutor | None = None
+        self.graph_thread: threading.Thread | None = None  # the thread object, never its reusable id
+        if plan.cuda_graphs:
+            self._graph_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-graphs")
+            self._graph_runner.submit(self._warm_up).result()
+        else:
+            with self._lock:
+                self._warm_up()
 
     def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         largest = self._slots[-1].size
         if len(ids) > largest:
             starts = range(0, len(ids), largest)
             return np.concatenate([self.run(ids[i : i + largest], mask[i : i + largest]) for i in starts])
+        if self._graph_runner is not None and threading.current_thread() is not self.graph_thread:
+            return self._graph_runner.submit(self._run_bucket, ids, mask).result()
+        return self._run_bucket(ids, mask)
+
+    def close(self) -> None:
+        """Stop the graph thread, if any; the model must not run afterwards."""
+        if self._graph_runner is not None:
+            self._graph_runner.shutdown(wait=True)
+
+    def _run_bucket(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         slot = next(slot for slot in self._slots if slot.size >= len(ids))
         with self._lock:
-            if self.cuda_graphs and threading.get_ident() not in self._warm_threads:
-                self._warm_up()
             logits = slot.run(self.session, *self._pad(ids, mask, slot.size))
             return logits[: len(ids)].copy()  # a CPU buffer's numpy() is a view into it
 
@@ -365,7 +396,8 @@ class BoundModel(Model):
         """Run every bucket once on this thread: allocates, and captures its CUDA graphs."""
         for slot in self._slots:
             slot.run(self.session, *self._fill(slot.size))
-        self._warm_threads.add(threading.get_ident())
+        if self.plan.cuda_graphs:
+            self.graph_thread = threading.current_thread()
         thread = threading.current_thread().name
         _log.info("%s: warmed %d buckets on thread %s", self.plan.describe(), len(self._slots), thread)
 
@@ -420,6 +452,7 @@ def open_model(
     *,
     filler: tuple[np.ndarray, np.ndarray],
     threads: int | None = None,
+    spin: bool = True,
 ) -> Model:
     """The first of PLANS that opens and warms up; a failure is logged and the next tried.
 
@@ -427,7 +460,8 @@ def open_model(
         manifest: The artifact; each plan's model file is checked against its sha256.
         plans: From `plan_sessions`, best first.
         filler: ids and mask, each [1, sequence_length], of the row that pads GPU buckets.
-        threads: Intra-op threads; None lets ONNX Runtime use one per physical core.
+        threads: Intra-op threads; None: one per physical core on the CPU, one on a GPU.
+        spin: Let idle intra-op threads spin-wait (see `create_session`).
 
     Raises:
         ProviderError: The last plan failed too.
@@ -438,17 +472,17 @@ def open_model(
     *fallbacks, last = plans
     for plan in fallbacks:
         try:
-            return _open(manifest, plan, filler, threads)
+            return _open(manifest, plan, filler, threads, spin)
         except ProviderError as exc:
             _log.warning("%s is unusable, trying the next plan: %s", plan.describe(), exc)
-    return _open(manifest, last, filler, threads)
+    return _open(manifest, last, filler, threads, spin)
 
 
 def _open(
-    manifest: Manifest, plan: SessionPlan, filler: tuple[np.ndarray, np.ndarray], threads: int | None
+    manifest: Manifest, plan: SessionPlan, filler: tuple[np.ndarray, np.ndarray], threads: int | None, spin: bool
 ) -> Model:
     path = manifest.verified_path(manifest.variant(plan.variant))
-    session = create_session(path, plan, threads=threads)
+    session = create_session(path, plan, threads=threads, spin=spin)
     manifest.check_graph_shapes(path, {i.name: i.shape for i in session.get_inputs()}, session.get_outputs()[0].shape)
     if not plan.buckets:
         return Model(session, plan)

@@ -157,37 +157,45 @@ def _state_of(app: FastAPI) -> _AppState:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the Service, warm it up in the background, and close it at shutdown.
+    """Start the Service and warm it up in the background, and close it at shutdown.
 
-    The warm-up runs after the server starts listening, so /healthz answers (and /readyz
-    says 503) while the first batch is slow.
+    Both run after the server starts listening, and the Service is built in a worker thread,
+    so /healthz answers (and /readyz says 503) while a slow start or first batch runs.
     """
     state = _state_of(app)
-    # On a GPU with CUDA graphs this runs a first batch; nothing is served before it.
-    service = Service(state.classifier, state.batcher, observer=state.metrics.observe_batch)
-    state.service = service
-    state.metrics.watch_queue_depth(lambda: service.queue_depth)
-    warm_up = asyncio.create_task(_warm_up(state, service), name="vigil-warm-up")
+    building = asyncio.get_running_loop().run_in_executor(None, _new_service, state)
+    start = asyncio.create_task(_start(state, building), name="vigil-start")
     try:
         yield
     finally:
         state.lifecycle = Lifecycle.DRAINING
-        warm_up.cancel()
-        # A thread, so the loop can still deliver answers for batches still in flight.
-        await asyncio.to_thread(service.close, wait=True)
+        start.cancel()
+        await asyncio.gather(start, return_exceptions=True)
+        (service,) = await asyncio.gather(building, return_exceptions=True)  # lands even now
+        if isinstance(service, Service):
+            # A thread, so the loop can still deliver answers for batches still in flight.
+            await asyncio.to_thread(service.close, wait=True)
 
 
-async def _warm_up(state: _AppState, service: Service) -> None:
-    """Send one real text through the batcher; serve only once it came back."""
+async def _start(state: _AppState, building: asyncio.Future[Service]) -> None:
+    """Wait for the Service, then send one real text through it; serve only once it came back."""
     try:
+        service = await asyncio.shield(building)  # a cancelled start leaves it to the lifespan
+        state.service = service
+        state.metrics.watch_queue_depth(lambda: service.queue_depth)
         await service.submit_async(_WARM_UP_TEXT)
     except Exception:
-        _log.exception("warm-up request failed; the server stays unready")
+        _log.exception("starting the Service failed; the server stays unready")
         state.lifecycle = Lifecycle.FAILED
         return
     if state.lifecycle is Lifecycle.STARTING:
         state.lifecycle = Lifecycle.READY
         _log.info("ready: %s on %s", state.model_info.variant, state.model_info.provider)
+
+
+def _new_service(state: _AppState) -> Service:
+    """Built in a worker thread: opening a Service must never block the event loop."""
+    return Service(state.classifier, state.batcher, observer=state.metrics.observe_batch)
 
 
 # --- dependencies -----------------------------------------------------------------------
@@ -289,12 +297,12 @@ for _probe in (healthz, readyz):
 )
 async def classify(
     body: Annotated[ClassifyRequest, Depends(_classify_body)], state: AppState, service: ReadyService,
-    seconds_left: SecondsLeft,
+    seconds_left: SecondsLeft, response: Response,
 ) -> ClassifyResponse:
     """Per text, the probability of every label and the labels at or above threshold."""
     texts = body.all_texts()
     _check_lengths(state.settings, texts, "text" if body.text is not None else "texts[{i}]")
-    probabilities = await _score(service, texts, seconds_left, state.settings.timeout_s)
+    probabilities = await _score(service, texts, seconds_left, state.settings.timeout_s, response)
     labels = state.classifier.labels
     decisions = state.classifier.decide(probabilities)
     return ClassifyResponse(
@@ -312,13 +320,13 @@ async def classify(
 )
 async def aggregate_groups(
     body: Annotated[AggregateRequest, Depends(_aggregate_body)], state: AppState, service: ReadyService,
-    seconds_left: SecondsLeft,
+    seconds_left: SecondsLeft, response: Response,
 ) -> AggregateResponse:
     """Per group, the mean probability of every label and the labels whose mean is at or
     above threshold: how the model's authors judge a place rather than a single tweet."""
     texts = [item.text for item in body.items]
     _check_lengths(state.settings, texts, "items[{i}].text")
-    probabilities = await _score(service, texts, seconds_left, state.settings.timeout_s)
+    probabilities = await _score(service, texts, seconds_left, state.settings.timeout_s, response)
     clf = state.classifier
     scores = aggregate(probabilities, [item.group for item in body.items], clf.labels, clf.thresholds)
     return AggregateResponse(
@@ -342,7 +350,7 @@ async def aggregate_groups(
     },
 )
 async def metrics(state: AppState) -> Response:
-    """Request latency, batch size, queue depth and wait, inference time and errors."""
+    """Request latency, batch size and tokens, queue depth and wait, inference time and errors."""
     return Response(state.metrics.render(), media_type=Metrics.content_type)
 
 
@@ -366,26 +374,34 @@ def _check_lengths(settings: ServeSettings, texts: Sequence[str], text_field: st
             )
 
 
-async def _score(service: Service, texts: Sequence[str], seconds_left: float, timeout_s: float) -> np.ndarray:
+async def _score(
+    service: Service, texts: Sequence[str], seconds_left: float, timeout_s: float, response: Response
+) -> np.ndarray:
     """Probabilities [n, n_labels] of TEXTS, all submitted before any is awaited.
 
     SECONDS_LEFT is what remains of the request's deadline of TIMEOUT_S.
 
     Submitting everything first lets one request's texts share batches with each other's
-    and other requests'. When the deadline passes or one text fails, every unfinished text
-    is cancelled, which drops it from the queue before it costs compute.
+    and other requests'; a large request is tokenized off the event loop. When the deadline
+    passes or one text fails, every unfinished text is cancelled, which drops it from the
+    queue before it costs compute. Sets the timing headers, in milliseconds as TEI does:
+    `x-queue-time` and `x-inference-time` (the longest of its texts') and `x-total-time`.
     """
-    tasks = [asyncio.create_task(service.submit_async(text)) for text in texts]
+    started = time.perf_counter()
     try:
-        rows = await asyncio.wait_for(asyncio.gather(*tasks), max(seconds_left, 0.0))
+        scored = await asyncio.wait_for(service.score_async(texts), max(seconds_left, 0.0))
     except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
         raise ApiError(
             504, "deadline_exceeded", f"the request did not finish within its {timeout_s:g} s deadline"
         ) from None
-    finally:
-        for task in tasks:
-            task.cancel()  # no-op for finished ones
-    return np.stack(rows)
+    response.headers["x-queue-time"] = _milliseconds(scored.queue_s)
+    response.headers["x-inference-time"] = _milliseconds(scored.inference_s)
+    response.headers["x-total-time"] = _milliseconds(time.perf_counter() - started)
+    return scored.probabilities
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{seconds * 1000:.3f}"
 
 
 def _by_label(labels: Sequence[str], values: np.ndarray) -> dict[str, float]:

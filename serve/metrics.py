@@ -21,6 +21,8 @@ __all__ = ["Metrics", "MetricsMiddleware"]
 # From a tiny model's sub-millisecond batch to a slow request's deadline.
 _SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# Real tokens per batch: one short tweet (~8) up to 256 full 32-token rows.
+_BATCH_TOKENS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 class Metrics:
@@ -36,6 +38,10 @@ class Metrics:
         )
         self._batch_size = Histogram(
             "vigil_batch_size", "Texts computed per batch.", buckets=_BATCH_SIZES, registry=self.registry
+        )
+        self._batch_tokens = Histogram(
+            "vigil_batch_tokens", "Real (unpadded) tokens computed per batch.", buckets=_BATCH_TOKENS,
+            registry=self.registry,
         )
         self._queue_depth = Gauge(
             "vigil_queue_depth", "Texts accepted but not yet handed to the model.", registry=self.registry
@@ -59,6 +65,7 @@ class Metrics:
     def observe_batch(self, record: BatchRecord) -> None:
         """The Service's observer: called on the dispatcher thread after every batch."""
         self._batch_size.observe(record.size)
+        self._batch_tokens.observe(record.work)
         for wait_s in record.queue_wait_s:
             self._queue_wait.observe(wait_s)
         self._inference.observe(record.compute_s)

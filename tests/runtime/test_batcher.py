@@ -83,7 +83,7 @@ def test_all_lists_the_public_names() -> None:
 
 def test_config_defaults_are_valid() -> None:
     config = BatcherConfig()
-    assert (config.max_batch_size, config.max_wait_s) == (64, 0.002)
+    assert (config.max_batch_size, config.max_wait_s) == (64, 0.0)  # work-conserving by default
     assert (config.queue_size, config.submit_timeout_s) == (4096, 0.0)
 
 
@@ -683,3 +683,86 @@ def test_observer_errors_are_logged_and_serving_continues(
     assert failures[0].exc_info is not None
     assert failures[0].exc_info[0] is RuntimeError
     assert failures[0].getMessage().startswith(f"{name} observer failed on BatchRecord(")
+
+
+# --- rule 10: the work-conserving policy (issue 9) -------------------------------------------
+
+
+def test_a_lone_request_is_dispatched_without_waiting_for_company() -> None:
+    # With the default policy a request that finds the model idle runs at once: process is
+    # entered while the submitter has not yet released anything, and the batch is just it.
+    gate = Gate()
+    with Batcher(gate, BatcherConfig(max_batch_size=64), name=unique_name()) as batcher:
+        future = hold_first_batch(gate, batcher)  # waits on gate.entered, never on a clock
+        assert gate.batches == [[0]]
+        gate.release.set()
+        assert future.result(TIMEOUT) == 0
+
+
+def test_requests_arriving_during_a_busy_batch_form_the_next_batch() -> None:
+    k = 7
+    gate = Gate()
+    with Batcher(gate, BatcherConfig(max_batch_size=64), name=unique_name()) as batcher:
+        first = hold_first_batch(gate, batcher)
+        futures = [batcher.submit(i) for i in range(1, k + 1)]
+        assert batcher.queue_depth == k
+        gate.release.set()
+        assert first.result(TIMEOUT) == 0
+        assert [f.result(TIMEOUT) for f in futures] == [2 * i for i in range(1, k + 1)]
+    assert gate.batches == [[0], list(range(1, k + 1))]
+
+
+def test_a_busy_backlog_leaves_in_batches_of_max_batch_size_in_order() -> None:
+    gate = Gate()
+    with Batcher(gate, BatcherConfig(max_batch_size=3), name=unique_name()) as batcher:
+        hold_first_batch(gate, batcher)
+        futures = [batcher.submit(i) for i in range(1, 8)]
+        gate.release.set()
+        assert [f.result(TIMEOUT) for f in futures] == [2 * i for i in range(1, 8)]
+    assert gate.batches == [[0], [1, 2, 3], [4, 5, 6], [7]]
+
+
+def test_cancelled_requests_of_a_busy_period_are_never_computed() -> None:
+    gate = Gate()
+    with Batcher(gate, BatcherConfig(max_batch_size=64), name=unique_name()) as batcher:
+        hold_first_batch(gate, batcher)
+        futures = [batcher.submit(i) for i in range(1, 6)]
+        for future in futures[::2]:
+            assert future.cancel()
+        gate.release.set()
+        assert [f.result(TIMEOUT) for f in futures[1::2]] == [4, 8]
+    assert gate.seen == [0, 2, 4]
+
+
+def test_close_drains_a_busy_queue_and_stops_both_threads() -> None:
+    name = unique_name()
+    gate = Gate()
+    batcher = Batcher(gate, BatcherConfig(max_batch_size=2), name=name)
+    hold_first_batch(gate, batcher)
+    futures = [batcher.submit(i) for i in range(1, 6)]
+    closer = threading.Thread(target=batcher.close)
+    closer.start()
+    gate.release.set()
+    closer.join(TIMEOUT)
+    assert not closer.is_alive()
+    assert all(f.done() for f in futures)  # close(wait=True) returned: all answered
+    assert [f.result() for f in futures] == [2, 4, 6, 8, 10]
+    assert not thread_alive(name) and not thread_alive(f"{name}-deliver")
+
+
+def test_answers_are_delivered_off_the_dispatcher_thread_with_their_timings() -> None:
+    # The dispatcher may start the next batch while the deliverer still resolves this one.
+    name = unique_name()
+    gate = Gate()
+    records: list[BatchRecord] = []
+    resolved_on: list[str] = []
+    with Batcher(gate, name=name, weigh=len, observer=records.append) as batcher:
+        future = batcher.submit(21, timed=True)
+        assert gate.entered.wait(TIMEOUT)  # computing: the future cannot be done yet
+        future.add_done_callback(lambda _: resolved_on.append(threading.current_thread().name))
+        gate.release.set()
+        timed = future.result(TIMEOUT)
+    assert isinstance(timed, batcher_module.Timed)
+    assert timed.result == 42 and timed.queue_s >= 0 and timed.compute_s >= 0
+    assert resolved_on == [f"{name}-deliver"]
+    assert [r.work for r in records] == [1]

@@ -192,24 +192,71 @@ def test_the_observer_sees_every_batch(classifier: Classifier) -> None:
     assert [r.size for r in records] == [1, 1, 1] and all(r.error is None for r in records)
 
 
-def test_with_cuda_graphs_the_model_warms_up_on_the_dispatcher_thread(
-    classifier: Classifier, tiny_artifact: Path, texts: list[str], alone
+def test_with_cuda_graphs_every_run_goes_through_the_one_graph_thread(
+    classifier: Classifier, tiny_artifact: Path, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The GPU path on CPU buffers: buckets, padding rows and per-thread graph capture.
+    # The GPU path on CPU buffers: buckets, padding rows, and graphs captured once, on one
+    # thread, which then runs every batch whoever asks (a dispatcher, a thread pool).
     manifest = Manifest.load(tiny_artifact)
     plan = SessionPlan("CPUExecutionProvider", "fp32", (("CPUExecutionProvider", {}),), (1, 2, 4, 8), cuda_graphs=True)
     model = open_model(manifest, [plan], filler=classifier.encode([""]))
     assert isinstance(model, BoundModel)
-    with Classifier(manifest, model) as bound, Service(bound, BatcherConfig(max_batch_size=8), name="graphs") as service:
-        dispatcher = next(t for t in threading.enumerate() if t.name == "graphs")
-        assert dispatcher.ident in model._warm_threads
-        with ThreadPoolExecutor(4) as pool:
+    graph_thread = model.graph_thread
+    assert graph_thread is not None and graph_thread is not threading.current_thread()
+    ran_on: set[threading.Thread] = set()
+    warm_ups: list[threading.Thread] = []
+    run_bucket, warm_up = model._run_bucket, model._warm_up
+    monkeypatch.setattr(model, "_run_bucket", lambda *a: ran_on.add(threading.current_thread()) or run_bucket(*a))
+    monkeypatch.setattr(model, "_warm_up", lambda: warm_ups.append(threading.current_thread()) or warm_up())
+    with Classifier(manifest, model) as bound:
+        with Service(bound, BatcherConfig(max_batch_size=8), name="graphs") as service, ThreadPoolExecutor(4) as pool:
             futures = list(pool.map(service.submit, texts))
-        for text, future in zip(texts, futures):
-            np.testing.assert_allclose(future.result(TIMEOUT), alone[text], rtol=0, atol=1e-5)
+            for text, future in zip(texts, futures):
+                np.testing.assert_allclose(future.result(TIMEOUT), alone[text], rtol=0, atol=1e-5)
+            direct = list(pool.map(lambda t: bound.predict([t])[0], texts[:16]))
+        for text, row in zip(texts, direct):
+            np.testing.assert_allclose(row, alone[text], rtol=0, atol=1e-5)
+    assert ran_on == {graph_thread}
+    assert warm_ups == []  # captured once, at open; never again per caller
+    assert not graph_thread.is_alive()  # closing the classifier stopped it
 
 
 def test_service_does_not_close_its_classifier(classifier: Classifier) -> None:
     with Service(classifier):
         pass
     assert not classifier.closed
+
+
+def test_score_async_tokenizes_a_large_request_off_the_loop_and_times_it(
+    classifier: Classifier, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded_on: list[str] = []
+    encode = classifier.encode
+    monkeypatch.setattr(classifier, "encode", lambda t, **k: encoded_on.append(threading.current_thread().name) or encode(t, **k))
+
+    async def both(service: Service):
+        return await service.score_async(texts[:2]), await service.score_async(texts[:40])
+
+    with Service(classifier, name="scoring") as service:
+        small, large = asyncio.run(both(service))
+    assert encoded_on[0] == "MainThread" and encoded_on[1].startswith("scoring-encode")
+    for scored, some in ((small, texts[:2]), (large, texts[:40])):
+        np.testing.assert_allclose(scored.probabilities, np.stack([alone[t] for t in some]), rtol=0, atol=ATOL)
+        assert scored.queue_s >= 0 and scored.inference_s > 0
+
+
+def test_a_cancelled_score_async_cancels_its_queued_texts(classifier: Classifier, gate: GatedScore) -> None:
+    async def cancelled(service: Service) -> None:
+        task = asyncio.ensure_future(service.score_async(["a", "b", "c"]))
+        while service.queue_depth < 3:  # queued behind the held batch
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with Service(classifier) as service:
+        first = hold_first_batch(service, gate)
+        asyncio.run(cancelled(service))
+        gate.release.set()
+        first.result(TIMEOUT)
+    assert gate.calls == [1]  # the three cancelled texts never reached the model

@@ -12,6 +12,7 @@ import logging
 import shutil
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -261,10 +262,11 @@ def reference(manifest: Manifest, filler) -> Model:
 
 
 @pytest.fixture
-def bound(manifest: Manifest, filler) -> BoundModel:
+def bound(manifest: Manifest, filler) -> Iterator[BoundModel]:
     model = open_model(manifest, [cpu_plan(buckets=(1, 2, 4), cuda_graphs=True)], filler=filler)
     assert isinstance(model, BoundModel)
-    return model
+    yield model
+    model.close()
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 11])
@@ -282,22 +284,32 @@ def test_bound_model_results_do_not_alias_its_buffers(bound: BoundModel, encoded
     np.testing.assert_array_equal(first, kept)
 
 
-def test_bound_model_captures_again_on_each_new_thread(bound: BoundModel, encoded, monkeypatch) -> None:
+def test_bound_model_never_captures_again_and_runs_every_caller_on_its_graph_thread(
+    bound: BoundModel, encoded, monkeypatch
+) -> None:
+    # Graphs are per thread and never released: capturing per caller would leak a set per
+    # thread (and a reused thread id would replay another thread's graphs).
     warmed_on: list[str] = []
-    original = BoundModel._warm_up
+    ran_on: list[threading.Thread] = []
+    original_warm_up, original_run = BoundModel._warm_up, BoundModel._run_bucket
 
-    def recording(self: BoundModel) -> None:
+    def recording_warm_up(self: BoundModel) -> None:
         warmed_on.append(threading.current_thread().name)
-        original(self)
+        original_warm_up(self)
 
-    monkeypatch.setattr(BoundModel, "_warm_up", recording)
-    bound.run(encoded[0][:1], encoded[1][:1])  # the opening thread: captured already
-    assert warmed_on == []
+    def recording_run(self: BoundModel, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        ran_on.append(threading.current_thread())
+        return original_run(self, ids, mask)
+
+    monkeypatch.setattr(BoundModel, "_warm_up", recording_warm_up)
+    monkeypatch.setattr(BoundModel, "_run_bucket", recording_run)
+    bound.run(encoded[0][:1], encoded[1][:1])
     worker = threading.Thread(target=bound.run, args=(encoded[0][:3], encoded[1][:3]), name="other")
     worker.start()
     worker.join()
-    bound.run(encoded[0][:2], encoded[1][:2])  # back on a thread that has its graphs
-    assert warmed_on == ["other"]
+    assert warmed_on == []
+    assert ran_on == [bound.graph_thread, bound.graph_thread]
+    assert bound.graph_thread is not threading.current_thread() and bound.graph_thread is not worker
 
 
 def test_bound_model_without_graphs_warms_up_once(manifest: Manifest, reference: Model, filler, encoded, monkeypatch) -> None:

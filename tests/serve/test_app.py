@@ -105,3 +105,21 @@ def _samples(exposition: str) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             samples[name] = float(value)
     return samples
+
+
+def test_scoring_answers_carry_timing_headers_in_milliseconds(client: httpx.Client) -> None:
+    response = client.post("/v1/classify", json={"texts": TWEETS * 4})  # large: tokenized off the loop
+    assert response.status_code == 200
+    queue, inference, total = (float(response.headers[f"x-{name}-time"]) for name in ("queue", "inference", "total"))
+    assert 0 <= queue <= total and 0 < inference <= total
+    aggregated = client.post("/v1/aggregate", json={"items": [{"text": "x", "group": "g"}]})
+    assert float(aggregated.headers["x-total-time"]) > 0
+
+
+def test_metrics_count_the_real_tokens_of_each_batch(client: httpx.Client, classifier: Classifier) -> None:
+    before = _samples(client.get("/metrics").text).get("vigil_batch_tokens_sum", 0.0)
+    client.post("/v1/classify", json={"text": TWEETS[0]})
+    after = _samples(client.get("/metrics").text)
+    _, mask = classifier.encode(TWEETS[:1])
+    assert after["vigil_batch_tokens_sum"] - before == mask.sum()
+    assert after["vigil_batch_tokens_count"] >= 1

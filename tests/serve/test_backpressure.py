@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -79,3 +80,24 @@ def test_failed_warm_up_keeps_the_server_unready(classifier: Classifier) -> None
         refused = client.post("/v1/classify", json={"text": "x"})
         assert (refused.status_code, refused.json()["error"]["kind"]) == (503, "not_ready")
         assert 'vigil_errors_total{kind="batch_failed"} 1.0' in client.get("/metrics").text
+
+
+def test_the_server_listens_and_is_unready_while_the_service_is_built(classifier: Classifier, monkeypatch) -> None:
+    from vigil.serve import app as app_module
+
+    building, release = threading.Event(), threading.Event()
+    new_service = app_module._new_service
+
+    def slow_new_service(state):  # the Service is built off the event loop, in a thread
+        building.set()
+        assert release.wait(20.0)
+        return new_service(state)
+
+    monkeypatch.setattr(app_module, "_new_service", slow_new_service)
+    with live_server(classifier) as server, server.client() as client:
+        assert building.wait(20.0)
+        not_ready = client.get("/readyz")  # the loop answers while the build is still blocked
+        assert (not_ready.status_code, not_ready.json()) == (503, {"status": "starting"})
+        release.set()
+        server.wait_ready()
+        assert client.post("/v1/classify", json={"text": "now"}).status_code == 200
