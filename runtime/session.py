@@ -156,8 +156,6 @@ def _plans_for(
             f"available: {list(available)}"
         )
     name = variant or NATURAL_VARIANTS[provider]
-    if variant is None and provider == "cpu" and name not in manifest.variants:
-        name = "fp32"  # export omits int8 when it cannot meet its tolerance
     if name not in manifest.variants:
         raise ProviderError(
             f"artifact {manifest.directory} has no variant {name!r} for {provider}; "
