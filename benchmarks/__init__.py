@@ -10,7 +10,7 @@ transformers, Optimum, matplotlib).
 Modules, in the order a run uses them:
 
 - config.py: what a run measures (`BenchConfig`), the full and quick presets.
-- workload.py: the real tweets of ../shared/data/tweets, mixed across languages.
+- workload.py: the real tweets of data/tweets, mixed across languages.
 - prepare.py: stand-in, artifact and Optimum's virtual environment, cached.
 - run.py: the runner and its command line; one worker process per contender.
 - worker.py: one contender measured in its own process.

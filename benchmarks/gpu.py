@@ -22,9 +22,7 @@ provider "tensorrt" (variant fp16, one dynamic profile, so no CUDA graph: see
 shared/notes/GPU.md); vigil with provider "cuda" (variant fp16-fused) with CUDA graphs and
 without. Everything runs in this one process, one contender after the other.
 
-Tweets: ../shared/data/tweets where it exists (a device machine gets only the repository,
-so carry it there and pass --tweets), else the 256-tweet multilingual sample bundled with
-vigil.export, cycled as needed.
+Tweets: the repository's data/tweets (24,248 tweets in 8 languages), or --tweets.
 
 --dry-run does all of it on the CPU with the tiny stand-in and tiny budgets: the GPU
 contenders are probed and reported unavailable, and two CPU stand-ins (PyTorch fp32 and
@@ -66,7 +64,6 @@ try:
 except ImportError as exc:  # the one thing this script cannot work around
     sys.exit(f"benchmarks/gpu.py needs numpy and tqdm in this Python ({sys.executable}): {exc}")
 
-BUNDLED_TWEETS = REPO / "export" / "data" / "validation-tweets.txt"
 VOCAB = REPO / "export" / "data" / "smaller-labse-vocab.txt"
 ACCURACY_TEXTS = 1024
 ACCURACY_BATCH = 64
@@ -408,13 +405,13 @@ def main(argv: list[str] | None = None) -> int:
         "--tweets",
         type=Path,
         help="folder of .txt files, one tweet a line "
-        "[default: ../shared/data/tweets, else the sample bundled with vigil.export]",
+        "[default: data/tweets]",
     )
     parser.add_argument("--dry-run", action="store_true", help="tiny stand-in on the CPU: checks the plumbing only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("vigil").setLevel(logging.INFO)  # export steps and provider placement
-    tweets = args.tweets or (DEFAULT_TWEETS if DEFAULT_TWEETS.is_dir() else BUNDLED_TWEETS)
+    tweets = args.tweets or DEFAULT_TWEETS
     out = args.out or REPO / "benchmarks" / "results" / ("gpu-dry-run" if args.dry_run else "gpu")
     if args.dry_run:
         config = GpuConfig.dry(out, args.scratch, tweets)

@@ -253,7 +253,7 @@ _DIRECTORY = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.option(
     "--tweets",
     type=click.Path(exists=True, path_type=Path),
-    help="A folder with one .txt per language, or one .txt; a tweet a line. [default: ../shared/data/tweets]",
+    help="A folder with one .txt per language, or one .txt; a tweet a line. [default: data/tweets]",
 )
 @click.option(
     "--limit", "tweet_limit", type=click.IntRange(min=1), help="Use only the first N tweets (languages mixed)."

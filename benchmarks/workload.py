@@ -1,4 +1,4 @@
-"""The benchmark's input: the real tweets of ../shared/data/tweets, mixed across languages.
+"""The benchmark's input: the real tweets of data/tweets, mixed across languages.
 
 Lengths, scripts and emoji decide how long tokenization takes and how many of the 32
 positions a tweet fills, so the benchmark scores real tweets, never synthetic text. The
@@ -21,7 +21,7 @@ from .source import REPO
 
 __all__ = ["DEFAULT_TWEETS", "Workload", "load_tweets", "take"]
 
-DEFAULT_TWEETS = REPO.parent / "shared" / "data" / "tweets"
+DEFAULT_TWEETS = REPO / "data" / "tweets"
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ TensorRT on a GPU); `triton-serve` runs vigil's own engine, text in, inside a Tr
 through PyTriton. Both commands only parse options and call `vigil.serve.triton`; their
 optional dependencies are imported inside them, with an install hint when missing.
 
-`python -m vigil.serve.triton.pytriton_app` runs `triton-serve` on its own, without the
-`vigil` group. Errors end as click's one-line `Error: ...` and exit status 1.
+Where the `vigil` script is not on PATH, `python -m vigil.cli triton-serve` runs it.
+Errors end as click's one-line `Error: ...` and exit status 1.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from vigil.runtime.errors import InputError
 
 from ._checks import check_int
 
-__all__ = ["MODEL_NAME", "PyTritonSettings", "make_infer", "serve", "main"]
+__all__ = ["MODEL_NAME", "PyTritonSettings", "make_infer", "serve"]
 
 MODEL_NAME = "vigil"
 
@@ -150,17 +150,3 @@ def _triton_config(settings: PyTritonSettings) -> TritonConfig:
         metrics_address=settings.host,
         metrics_port=settings.metrics_port,
     )
-
-
-def main() -> None:
-    """Run `vigil triton-serve` as `python -m vigil.serve.triton.pytriton_app ARTIFACT [options]`.
-
-    For an environment without the `vigil` script; the options are parsed in one place, the CLI.
-    """
-    from vigil.cli.triton import triton_serve
-
-    triton_serve(prog_name="python -m vigil.serve.triton.pytriton_app")
-
-
-if __name__ == "__main__":
-    main()

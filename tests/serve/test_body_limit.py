@@ -34,7 +34,7 @@ def run(messages: list[dict], headers: list[tuple[bytes, bytes]] = ()) -> tuple[
         seen = [await app_receive(), await app_receive()]  # the body, then the server's next message
 
     scope = {"type": "http", "method": "POST", "path": "/", "headers": list(headers)}
-    asyncio.run(BodyLimitMiddleware(app, LIMIT, refused.append)(scope, receive, send))
+    asyncio.run(BodyLimitMiddleware(app, LIMIT, read_timeout_s=10.0, on_reject=refused.append)(scope, receive, send))
     return seen, sent, refused
 
 

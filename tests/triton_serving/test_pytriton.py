@@ -28,7 +28,7 @@ from vigil.cli.triton import triton_serve
 from vigil.runtime import Classifier
 
 TRITON_PYTHON = Path(__file__).resolve().parents[2] / ".venv-triton" / "bin" / "python"
-APP = "vigil.serve.triton.pytriton_app"
+APP = "vigil.cli"
 STARTUP_TIMEOUT_S = 120
 # Long enough that requests sent together are surely batched together by Triton.
 QUEUE_DELAY_US = 100_000
@@ -123,7 +123,7 @@ def server(tiny_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     http, grpc, metrics = free_ports(3)
     log = tmp_path_factory.mktemp("pytriton") / "server.log"
     command = [
-        str(TRITON_PYTHON), "-m", APP, str(tiny_artifact),
+        str(TRITON_PYTHON), "-m", APP, "triton-serve", str(tiny_artifact),
         "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics),
         "--max-batch-size", str(MAX_BATCH), "--max-queue-delay-us", str(QUEUE_DELAY_US), "--variant", VARIANT,
     ]
@@ -274,7 +274,7 @@ def test_metrics_count_successes_and_failures(server: Server) -> None:
 
 def test_bad_options_fail_before_starting_triton(tiny_artifact: Path) -> None:
     needs_triton_venv()
-    command = [str(TRITON_PYTHON), "-m", APP, str(tiny_artifact), "--http-port", "9000", "--grpc-port", "9000"]
+    command = [str(TRITON_PYTHON), "-m", APP, "triton-serve", str(tiny_artifact), "--http-port", "9000", "--grpc-port", "9000"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "the three ports must differ" in done.stderr
