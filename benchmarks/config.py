@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from vigil.runtime.checks import require_ints, require_number
+
 from .source import REPO
 from .workload import DEFAULT_TWEETS
 
@@ -50,16 +52,6 @@ OPTIMUM_IN_QUICK = "not run by --quick: it needs its own virtual environment (mi
 DEFAULT_CONTENDERS = tuple(name for name in CONTENDERS if name != "vigil-fp16")
 
 
-def _positive_ints(name: str, values: tuple[int, ...]) -> None:
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-        raise ValueError(f"{name} must be one or more positive ints, got {values!r}")
-
-
-def _positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-
-
 @dataclass(frozen=True)
 class ServiceConfig:
     """Load through vigil's Service (the dynamic batcher), on one vigil variant.
@@ -82,10 +74,10 @@ class ServiceConfig:
     queue_size: int = 4096
 
     def __post_init__(self) -> None:
-        _positive_ints("clients", self.clients)
+        require_ints("clients", self.clients)
         for fraction in self.rate_fractions:
-            _positive("rate fraction", fraction)
-        _positive("service seconds", self.seconds)
+            require_number("rate fraction", fraction, positive=True)
+        require_number("service seconds", self.seconds, positive=True)
 
     def job(self) -> dict[str, Any]:
         """The worker's service spec."""
@@ -151,10 +143,10 @@ class BenchConfig:
         unknown = sorted(set(self.contenders) - set(CONTENDERS))
         if unknown or not self.contenders:
             raise ValueError(f"unknown contenders {unknown or 'none given'}; choose from {', '.join(CONTENDERS)}")
-        _positive_ints("batch sizes", self.batch_sizes)
-        _positive_ints("accuracy texts", (self.accuracy_texts,))
+        require_ints("batch sizes", self.batch_sizes)
+        require_ints("accuracy texts", (self.accuracy_texts,))
         for name in ("seconds", "latency_seconds", "worker_timeout_s"):
-            _positive(name, getattr(self, name))
+            require_number(name, getattr(self, name), positive=True)
         if self.size not in ("full", "tiny"):
             raise ValueError(f"size must be 'full' or 'tiny', got {self.size!r}")
         if self.artifact is not None and self.checkpoint is None:

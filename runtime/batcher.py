@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -37,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from queue import SimpleQueue
 from typing import Generic, TypeVar
 
+from .checks import require_int, require_seconds
 from .errors import BatcherClosedError, BatcherError, OverloadedError
 
 __all__ = ["BatcherConfig", "BatchRecord", "Batcher"]  # and `Timed`, what timed=True answers
@@ -45,24 +45,6 @@ _logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def _require_int(name: str, value: object, minimum: int) -> int:
-    """Reject bools too: `True` is an int to Python but never a batch size to a user."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
-
-
-def _require_seconds(name: str, value: object) -> float:
-    """A finite duration >= 0; infinity is refused because threading waits overflow on it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -84,10 +66,10 @@ class BatcherConfig:
     submit_timeout_s: float = 0.0
 
     def __post_init__(self) -> None:
-        _require_int("max_batch_size", self.max_batch_size, 1)
-        _require_seconds("max_wait_s", self.max_wait_s)
-        _require_int("queue_size", self.queue_size, 1)
-        _require_seconds("submit_timeout_s", self.submit_timeout_s)
+        require_int("max_batch_size", self.max_batch_size, 1)
+        require_seconds("max_wait_s", self.max_wait_s)
+        require_int("queue_size", self.queue_size, 1)
+        require_seconds("submit_timeout_s", self.submit_timeout_s)
 
 
 @dataclass(frozen=True)
@@ -273,7 +255,7 @@ class Batcher(Generic[T, R]):
     def _submit_wait(self, timeout: float | None) -> float:
         if timeout is None:
             return self._config.submit_timeout_s
-        return _require_seconds("timeout", timeout)
+        return require_seconds("timeout", timeout)
 
     def _enqueue(self, request: _Request[T, R], wait_s: float) -> None:
         """Queue a request, waiting up to `wait_s` for room; its clock starts once queued."""

@@ -22,7 +22,7 @@ from types import TracebackType
 import numpy as np
 import onnxruntime as ort
 
-from .batcher import _require_int
+from .checks import require_int
 from .errors import InputError
 from .manifest import Manifest
 from .preprocess import clean_tweet
@@ -173,7 +173,7 @@ class Classifier:
         Raises:
             InputError: When the batch holding a non-str item is reached.
         """
-        _require_int("batch_size", batch_size, 1)
+        require_int("batch_size", batch_size, 1)
         if isinstance(texts, str):
             raise TypeError("texts must be an iterable of str, got one str; wrap it in a list")
         if self.closed:  # raise now, not at the first next()

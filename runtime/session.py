@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .batcher import _require_int
+from .checks import require_int
 from .errors import ArtifactError, ProviderError
 from .manifest import Manifest, Variant
 
@@ -118,7 +118,7 @@ def plan_sessions(
         ProviderError: An explicit provider or variant cannot be used here; the message
             lists what can.
     """
-    _require_int("max_batch_size", max_batch_size, 1)
+    require_int("max_batch_size", max_batch_size, 1)
     if provider != "auto" and provider not in PROVIDERS:
         raise ProviderError(f"unknown provider {provider!r}; choose auto or one of {sorted(PROVIDERS)}")
     if variant is not None and variant not in manifest.variants:
@@ -256,7 +256,7 @@ def create_session(
     options.log_severity_level = 3  # our own log says which provider runs what
     options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     if threads is not None:
-        options.intra_op_num_threads = _require_int("threads", threads, 1)
+        options.intra_op_num_threads = require_int("threads", threads, 1)
     elif plan.device == _GPU_DEVICE:
         options.intra_op_num_threads = 1
     if not spin:

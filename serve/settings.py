@@ -7,26 +7,11 @@ and it reads no environment: the command line reads the key from the variable it
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
+from vigil.runtime.checks import require_int, require_seconds
+
 __all__ = ["ServeSettings"]
-
-
-def _positive_int(name: str, value: object) -> None:
-    """Reject bools too: `True` is an int to Python but never a limit to a user."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
-
-
-def _positive_seconds(name: str, value: object) -> None:
-    """A finite duration > 0: a zero deadline would fail every request."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -69,15 +54,15 @@ class ServeSettings:
     api_key: str | None = field(default=None, repr=False)  # settings end up in logs
 
     def __post_init__(self) -> None:
-        _positive_int("max_body_bytes", self.max_body_bytes)
-        _positive_int("max_texts", self.max_texts)
-        _positive_int("max_text_chars", self.max_text_chars)
-        _positive_seconds("timeout_s", self.timeout_s)
-        _positive_int("retry_after_s", self.retry_after_s)
-        _positive_seconds("read_timeout_s", self.read_timeout_s)
-        _positive_seconds("keep_alive_s", self.keep_alive_s)
-        _positive_seconds("graceful_shutdown_s", self.graceful_shutdown_s)
-        _positive_int("max_concurrency", self.max_concurrency)
+        require_int("max_body_bytes", self.max_body_bytes)
+        require_int("max_texts", self.max_texts)
+        require_int("max_text_chars", self.max_text_chars)
+        require_seconds("timeout_s", self.timeout_s, positive=True)
+        require_int("retry_after_s", self.retry_after_s)
+        require_seconds("read_timeout_s", self.read_timeout_s, positive=True)
+        require_seconds("keep_alive_s", self.keep_alive_s, positive=True)
+        require_seconds("graceful_shutdown_s", self.graceful_shutdown_s, positive=True)
+        require_int("max_concurrency", self.max_concurrency)
         if self.api_key is not None and not isinstance(self.api_key, str):
             raise TypeError(f"api_key must be a str or None, got {type(self.api_key).__name__}")
         if self.api_key == "":
