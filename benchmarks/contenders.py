@@ -308,7 +308,8 @@ class Vigil(Contender):
         import onnxruntime as ort
 
         from vigil.runtime import Classifier, Manifest
-        from vigil.runtime.session import open_model, plan_sessions
+        from vigil.runtime.model import open_model
+        from vigil.runtime.providers import plan_sessions
         from vigil.runtime.tokenizer import SharedTokenizer
 
         manifest = Manifest.load(self.artifact)

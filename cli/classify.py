@@ -19,16 +19,15 @@ from pathlib import Path
 import click
 import numpy as np
 
-from vigil.cli import tables
+from vigil.files import tables
 from vigil.cli.common import fails_cleanly
-from vigil.cli.tables import Record, Table
+from vigil.files.tables import Record, Table
 from vigil.runtime import Classifier, GroupScores, aggregate
 from vigil.runtime.errors import InputError
-from vigil.runtime.session import PROVIDERS
+from vigil.runtime.providers import PROVIDER_CHOICES
 
 __all__ = ["classify"]
 
-_PROVIDERS = ("auto", *PROVIDERS)
 _STANDIN_WARNING = "WARNING: RANDOM-WEIGHT STAND-IN: scores are meaningless"
 
 Thresholds = float | dict[str, float] | None
@@ -85,7 +84,7 @@ def _output(ctx: click.Context, param: click.Parameter, value: Path | None) -> P
 @click.option("--thresholds", callback=_thresholds, metavar="T|LABEL=T,...",
               help="Decision thresholds in [0, 1]: one for every label, or per label.  [default: the artifact's]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--provider", type=click.Choice(_PROVIDERS), default="auto", show_default=True)
+@click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
 @click.option("--variant", help="Artifact variant to run (int8, fp32, fp16, fp16-fused).  [default: the provider's]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", is_eager=True, metavar="[ADDRESS]",

@@ -21,9 +21,10 @@ import click
 
 # main first: it imports classify at its end, and classify imports main.
 from vigil.cli.common import fails_cleanly, quiet_transformers
-from vigil.cli.classify import _PROVIDERS, _thresholds
+from vigil.cli.classify import _thresholds
+from vigil.runtime.providers import PROVIDER_CHOICES
 from vigil.runtime.errors import VigilError
-from vigil.runtime.manifest import write_json_atomic
+from vigil.files.atomic import write_json_atomic
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -39,7 +40,7 @@ _artifact = click.argument("artifact", type=click.Path(exists=True, file_okay=Fa
 _data = click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 _variant = click.option("--variant",
                         help="Artifact variant to run (int8, fp32, fp16, fp16-fused).  [default: the provider's]")
-_provider = click.option("--provider", type=click.Choice(_PROVIDERS), default="auto", show_default=True)
+_provider = click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
 _text_column = click.option("--text-column", default="text", show_default=True, help="Column holding the tweets.")
 _batch_size = click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 _quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

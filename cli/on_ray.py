@@ -9,17 +9,15 @@ temporary directory next to OUTPUT, renamed to OUTPUT only once every row is wri
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from vigil.cli import tables
+from vigil.files import tables
+from vigil.files.atomic import renamed_on_success
 from vigil.runtime import Classifier
 from vigil.runtime.errors import InputError, VigilError
 
@@ -122,7 +120,7 @@ def classify_on_ray(
     new_columns = [*clf.labels, *(_prediction_columns(clf) if with_labels else ())]
     for path in files:
         check_parquet(path, text_column, group_by, new_columns)
-    with _connected(address, quiet) as ray, _renamed_on_success(output) as partial:
+    with _connected(address, quiet) as ray, renamed_on_success(output, directory=True) as partial:
         # No hive partitioning: the columns are those of the files, as checked above and as locally.
         ds = ray.data.read_parquet([str(path) for path in files], partitioning=None)
         scored = score_dataset(
@@ -208,16 +206,3 @@ def _require_reachable(address: str) -> None:
         socket.create_connection((parts.hostname, port), timeout=_CONNECT_SECONDS).close()
     except OSError as exc:
         raise VigilError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
-
-
-@contextmanager
-def _renamed_on_success(path: Path) -> Iterator[Path]:
-    """A new temporary directory next to PATH, renamed to PATH on success and removed otherwise."""
-    partial = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    try:
-        yield partial
-        os.chmod(partial, 0o755)  # mkdtemp creates 0700; results are meant to be shared
-        os.rename(partial, path)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise

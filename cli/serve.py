@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from vigil.cli.common import fails_cleanly
+from vigil.runtime.providers import PROVIDER_CHOICES
 
 __all__ = ["serve"]
 
@@ -23,7 +24,7 @@ __all__ = ["serve"]
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; the default serves this machine only, 0.0.0.0 every network.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--provider", type=click.Choice(["auto", "tensorrt", "cuda", "cpu"]), default="auto", show_default=True,
+@click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True,
               help="Execution provider; auto takes the fastest available.")
 @click.option("--variant", help="Artifact variant (default: the provider's natural one, e.g. int8 on the CPU).")
 # Limits left unset keep the library's defaults (BatcherConfig, ServeSettings), quoted in the help.

@@ -80,7 +80,7 @@ def export_triton(
 ) -> None:
     """Write a Triton model repository (ONNX Runtime backend, fp16, TensorRT) from ARTIFACT into REPO."""
     with _one_line_errors(_TRITONCLIENT_HINT, "tritonclient", "google", "grpc"):
-        from vigil.serve.triton.repository import TritonRepoConfig, export_triton_repository
+        from vigil.export.triton import TritonRepoConfig, export_triton_repository
 
         try:
             config = TritonRepoConfig(

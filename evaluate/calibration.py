@@ -29,7 +29,8 @@ import numpy as np
 from sklearn.metrics import fbeta_score
 
 from vigil.runtime.engine import Classifier
-from vigil.runtime.manifest import MANIFEST_FILE, Manifest, sha256_file, write_json_atomic
+from vigil.files.atomic import write_json_atomic
+from vigil.runtime.manifest import MANIFEST_FILE, Manifest, sha256_file
 
 from .dataset import LabelledData
 from .metrics import shortest_float32, support_warnings

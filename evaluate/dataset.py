@@ -5,7 +5,7 @@ name a label's column `<label>` or `<label>_true`; where both exist `<label>_tru
 because a file that went through `vigil classify` holds scores in `<label>`. A label value
 is 0 or 1 as a number or a boolean, or text that spells one (as pandas writes them: "1",
 "1.0", "True"); anything else is an error naming the file, the line, the column and the
-value. Reading goes through `vigil.cli.tables`, so bad input reads the same as for
+value. Reading goes through `vigil.files.tables`, so bad input reads the same as for
 `vigil classify`.
 
 The whole file is held in memory: the metrics (ROC-AUC ranks every score) need all of its
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from vigil.cli import tables
-from vigil.cli.tables import Table
+from vigil.files import tables
+from vigil.files.tables import Table
 from vigil.runtime.errors import InputError
 
 __all__ = ["FORMATS", "LabelledData", "read_labelled"]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,12 +21,13 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from vigil.runtime.errors import ExportError, ValidationError
-from vigil.runtime.manifest import MANIFEST_FILE, SCHEMA_VERSION, move_into_place, sha256_file, write_json_atomic
+from vigil.files.atomic import renamed_on_success, write_json_atomic
+from vigil.runtime.manifest import INPUT_NAMES, MANIFEST_FILE, SCHEMA_VERSION, sha256_file
 from vigil.runtime.tokenizer import encode, load_tokenizer
 
 from . import graphs, validate
 from .checkpoint import DEFAULT_SOURCE, Checkpoint, load_checkpoint
+from .errors import ExportError, ValidationError, refuse_existing
 
 __all__ = ["VARIANTS", "VariantSpec", "export_artifact"]
 
@@ -70,21 +69,13 @@ def export_artifact(
 ) -> dict[str, Any]:
     """Export SOURCE to the artifact directory OUT and return its manifest."""
     out = Path(out)
-    if out.exists() and not force:
-        raise ExportError(f"{out} already exists; pass --force to replace it")
+    refuse_existing(out, force)
     started = time.perf_counter()
     checkpoint = load_checkpoint(source, revision)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    work.chmod(0o755)  # mkdtemp creates 0700; the artifact is meant to be shared
-    try:
+    with renamed_on_success(out, directory=True) as work:
         manifest = _build(checkpoint, work, sequence_length, sample_file)
         manifest["export_seconds"] = round(time.perf_counter() - started, 1)
         write_json_atomic(work / MANIFEST_FILE, manifest)
-        move_into_place(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -136,7 +127,7 @@ def _build(checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file
         "problem_type": "multi_label_classification",
         "sequence_length": sequence_length,
         "pad_id": pad_id,
-        "inputs": list(graphs.INPUT_NAMES),
+        "inputs": list(INPUT_NAMES),
         "output": graphs.OUTPUT_NAME,
         "preprocessing": "model card clean_tweet",
         "tokenizer": {"file": TOKENIZER_FILE, "sha256": sha256_file(tokenizer_path)},

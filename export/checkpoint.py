@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vigil.runtime.errors import ExportError
+from .errors import ExportError
 
 from .standin import RANDOM_MARKER
 

@@ -18,8 +18,9 @@ import logging
 import warnings
 from pathlib import Path
 
+from vigil.runtime.manifest import INPUT_NAMES
+
 __all__ = [
-    "INPUT_NAMES",
     "OUTPUT_NAME",
     "OPSET",
     "EXPECTED_FUSIONS",
@@ -32,7 +33,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "logits"
 # 17 has LayerNormalization as one standard operator, which TensorRT runs precision-safely.
 OPSET = 17

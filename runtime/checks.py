@@ -11,12 +11,14 @@ import math
 __all__ = ["require_int", "require_ints", "require_number", "require_seconds"]
 
 
-def require_int(name: str, value: object, minimum: int = 1) -> int:
-    """VALUE as an int >= MINIMUM; TypeError or ValueError naming NAME otherwise."""
+def require_int(name: str, value: object, minimum: int = 1, maximum: int | None = None) -> int:
+    """VALUE as an int in [MINIMUM, MAXIMUM]; TypeError or ValueError naming NAME otherwise."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value!r}")
     return value
 
 

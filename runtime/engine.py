@@ -26,7 +26,8 @@ from .checks import require_int
 from .errors import InputError
 from .manifest import Manifest
 from .preprocess import clean_tweet
-from .session import Model, open_model, plan_sessions
+from .model import Model, open_model
+from .providers import plan_sessions
 from .tokenizer import SharedTokenizer
 
 __all__ = ["Classifier", "sigmoid"]

@@ -2,13 +2,14 @@
 
     VigilError
     ├── ArtifactError          the artifact directory or its manifest is unusable
-    ├── ExportError            a checkpoint cannot be exported (vigil.export)
-    │   └── ValidationError    a variant is outside its documented tolerance
     ├── ProviderError          a requested execution provider or precision is unavailable
     ├── InputError             a text or an input file is not acceptable
     └── BatcherError           the dynamic batcher cannot take or finish a request
         ├── OverloadedError    its queue stayed full for the whole submit timeout
         └── BatcherClosedError it was closed before the request was submitted
+
+vigil.export adds ExportError (and its ValidationError) under VigilError, in
+`vigil.export.errors`, so that the lean runtime carries nothing of export's.
 
 Every message names the offending thing (a path, a label, a line) so that the command
 line can print it as the one line a user sees.
@@ -19,8 +20,6 @@ from __future__ import annotations
 __all__ = [
     "VigilError",
     "ArtifactError",
-    "ExportError",
-    "ValidationError",
     "ProviderError",
     "InputError",
     "BatcherError",
@@ -35,14 +34,6 @@ class VigilError(Exception):
 
 class ArtifactError(VigilError):
     """The artifact directory, its manifest or one of its files is missing or corrupt."""
-
-
-class ExportError(VigilError):
-    """A checkpoint cannot be loaded or exported."""
-
-
-class ValidationError(ExportError):
-    """An exported variant disagrees with the PyTorch reference beyond its tolerance."""
 
 
 class ProviderError(VigilError):

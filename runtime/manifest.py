@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +22,16 @@ from .errors import ArtifactError
 __all__ = [
     "SCHEMA_VERSION",
     "MANIFEST_FILE",
+    "INPUT_NAMES",
     "Variant",
     "Manifest",
     "sha256_file",
-    "write_json_atomic",
-    "move_into_place",
 ]
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+# The graph inputs every variant takes, int64 [batch, sequence_length], in this order.
+INPUT_NAMES = ("input_ids", "attention_mask")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -42,36 +41,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a manifest is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def move_into_place(work: Path, target: Path) -> None:
-    """Rename the finished directory WORK to TARGET, replacing an existing TARGET.
-
-    The old TARGET is renamed aside first and removed only after the swap, so a reader
-    sees either the old directory or the new one, never a mix or nothing for long.
-    """
-    if not target.exists():
-        work.rename(target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    old.rmdir()
-    target.rename(old)
-    work.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass(frozen=True)

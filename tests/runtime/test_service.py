@@ -19,7 +19,8 @@ import pytest
 
 from vigil.runtime import BatcherClosedError, BatcherConfig, BatchRecord, Classifier, InputError, OverloadedError, Service
 from vigil.runtime.manifest import Manifest
-from vigil.runtime.session import BoundModel, SessionPlan, open_model
+from vigil.runtime.model import BoundModel, open_model
+from vigil.runtime.providers import SessionPlan
 
 TIMEOUT = 30.0
 ATOL = 1e-6  # batch composition may reorder float sums; nothing more

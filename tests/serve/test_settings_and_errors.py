@@ -50,7 +50,7 @@ def test_settings_never_show_the_key() -> None:
         (errors.BatcherError("x"), 500, "batcher_failed"),
         (errors.ArtifactError("x"), 500, "artifact"),
         (errors.ProviderError("x"), 500, "provider"),
-        (errors.ValidationError("x"), 500, "internal"),
+        (errors.VigilError("x"), 500, "internal"),
     ],
 )
 def test_error_status(error: errors.VigilError, status: int, kind: str) -> None:

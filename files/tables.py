@@ -13,10 +13,8 @@ would).
 
 Writing. `open_writer` yields a `TableWriter` for CSV (also on stdout), JSONL or Parquet.
 A file is written under a temporary name next to it and renamed into place only when the
-whole input has been written, so an error deep in a large input never leaves output that
-looks complete. The temporary file (`.NAME.PID.XXXX.partial`) is removed on any error, on
-Ctrl-C and on SIGTERM; one left by a killed run (SIGKILL, power loss) is removed by the
-next run writing the same output, once the process named by its PID is gone.
+whole input has been written (`vigil.files.atomic`), so an error deep in a large input never
+leaves output that looks complete.
 
 pyarrow (the `files` extra) is imported only for Parquet.
 """
@@ -24,15 +22,11 @@ pyarrow (the `files` extra) is imported only for Parquet.
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import itertools
 import json
 import os
-import signal
 import sys
-import tempfile
-import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +34,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from vigil.runtime.errors import InputError, VigilError
+
+from .atomic import renamed_on_success
 
 __all__ = [
     "INPUT_FORMATS",
@@ -301,7 +297,7 @@ def open_writer(
     fmt = format_of(path)
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"the extension of {path} names no output format; use one of {OUTPUT_FORMATS}")
-    with _renamed_on_success(path) as partial:
+    with renamed_on_success(path) as partial:
         if fmt == "parquet":
             writer = _ParquetWriter(partial, columns, types, arrow_schema)
             try:
@@ -326,59 +322,6 @@ def _stdout_text() -> Iterator[IO[str]]:
     finally:
         stream.flush()
         stream.detach()
-
-
-@contextmanager
-def _renamed_on_success(path: Path) -> Iterator[Path]:
-    """A temporary file next to PATH, renamed to PATH on success and removed otherwise."""
-    _remove_stale_partials(path)
-    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        with _sigterm_raises():
-            yield Path(partial)
-        os.chmod(partial, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Make SIGTERM raise SystemExit(143) for the block, as SIGINT raises KeyboardInterrupt,
-    so that cleanup runs. Only where Python allows it (the main thread) and only over the
-    default action: a handler someone installed is left alone."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
-        yield
-        return
-
-    def terminate(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _remove_stale_partials(path: Path) -> None:
-    """Remove the partial files of PATH whose writing process no longer exists."""
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
-        pid = stale.name[len(path.name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and not _process_exists(int(pid)):
-            stale.unlink(missing_ok=True)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def _check_columns(rows: Sequence[Mapping[str, Any]], columns: frozenset[str]) -> None:

@@ -1,18 +1,10 @@
-"""Which execution provider runs the artifact, and the one right way to run it there.
+"""The one right way to run a planned session: verified placement, and on a GPU fixed,
+bound buffers per batch bucket.
 
-`plan_sessions` is a pure function from a manifest, a request ("auto", "tensorrt", "cuda",
-"cpu", optionally a variant) and the providers this onnxruntime build offers to the ordered
-list of `SessionPlan`s worth trying. `open_model` tries them in order and returns a `Model`
-whose session is verified to run on the planned provider:
-
-- **TensorRT** runs the "fp16" variant (standard operators: its parser has no ONNX Runtime
-  contrib ops) with fp16 kernels, an engine and timing cache, and one optimisation profile
-  covering batch sizes 1..max_batch_size.
-- **CUDA** runs "fp16-fused" with one CUDA graph per batch-size bucket, then without graphs.
-- **CPU** runs "int8" (or an explicitly chosen variant, including "fp32").
-
-GPU models keep fixed device buffers per bucket (powers of two up to max_batch_size), bound
-once through IO binding and refilled in place, because a CUDA graph replays fixed addresses.
+`open_model` tries the plans of `vigil.runtime.providers` in order and returns a `Model`
+whose session is verified to run on the planned provider. GPU models keep fixed device
+buffers per bucket (powers of two up to max_batch_size), bound once through IO binding and
+refilled in place, because a CUDA graph replays fixed addresses.
 
 Every session is created with `enable_fallback=0`: otherwise onnxruntime's Python API
 silently rebuilds a failed GPU session on the CPU without our provider options, and a
@@ -22,11 +14,10 @@ request for a GPU would quietly run on the CPU.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,206 +26,12 @@ import onnxruntime as ort
 
 from .checks import require_int
 from .errors import ArtifactError, ProviderError
-from .manifest import Manifest, Variant
+from .manifest import INPUT_NAMES, Manifest
+from .providers import GPU_DEVICE, SessionPlan
 
-__all__ = [
-    "PROVIDERS",
-    "NATURAL_VARIANTS",
-    "INPUT_NAMES",
-    "SessionPlan",
-    "plan_sessions",
-    "buckets",
-    "tensorrt_options",
-    "cuda_options",
-    "create_session",
-    "open_model",
-    "Model",
-    "BoundModel",
-]
+__all__ = ["create_session", "open_model", "Model", "BoundModel"]
 
 _log = logging.getLogger(__name__)
-
-PROVIDERS = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-# What each provider runs best; `auto` tries the providers in this order.
-NATURAL_VARIANTS = {"tensorrt": "fp16", "cuda": "fp16-fused", "cpu": "int8"}
-INPUT_NAMES = ("input_ids", "attention_mask")
-
-_TRT_WORKSPACE_BYTES = 4 << 30
-_GPU_DEVICE = "cuda"
-
-
-@dataclass(frozen=True)
-class SessionPlan:
-    """One way to run the artifact.
-
-    Attributes:
-        provider: The ONNX Runtime provider that must run the graph.
-        variant: The manifest variant it runs.
-        providers: Exactly what `InferenceSession(providers=...)` receives.
-        buckets: Batch sizes with fixed, bound buffers; empty to run any batch as it is.
-        device: Where bound buffers live ("cuda", or "cpu" to exercise binding on a CPU).
-        cuda_graphs: Capture one CUDA graph per bucket (`gpu_graph_id` 1, 2, ...).
-        cache_dir: Directory the provider caches into (TensorRT engines), created on open.
-    """
-
-    provider: str
-    variant: str
-    providers: tuple[tuple[str, Mapping[str, str]], ...]
-    buckets: tuple[int, ...] = ()
-    device: str = "cpu"
-    cuda_graphs: bool = False
-    cache_dir: Path | None = None
-
-    def describe(self) -> str:
-        graphs = " with CUDA graphs" if self.cuda_graphs else ""
-        return f"{self.provider} running variant {self.variant!r}{graphs}"
-
-
-def plan_sessions(
-    manifest: Manifest,
-    provider: str = "auto",
-    variant: str | None = None,
-    available_providers: Sequence[str] = (),
-    *,
-    max_batch_size: int = 256,
-    cache_dir: str | os.PathLike[str] | None = None,
-) -> list[SessionPlan]:
-    """The sessions worth trying, best first, for PROVIDER and VARIANT on this build.
-
-    Args:
-        manifest: The artifact.
-        provider: "auto", or one of `PROVIDERS` to insist on it.
-        variant: A manifest variant name, or None for each provider's natural variant.
-        available_providers: What `onnxruntime.get_available_providers()` reports.
-        max_batch_size: Largest batch a GPU session is built and bucketed for.
-        cache_dir: Where TensorRT caches engines; None means `<artifact>/.trt-cache` when
-            the artifact directory is writable, else `~/.cache/vigil/trt`.
-
-    Raises:
-        ProviderError: An explicit provider or variant cannot be used here; the message
-            lists what can.
-    """
-    require_int("max_batch_size", max_batch_size, 1)
-    if provider != "auto" and provider not in PROVIDERS:
-        raise ProviderError(f"unknown provider {provider!r}; choose auto or one of {sorted(PROVIDERS)}")
-    if variant is not None and variant not in manifest.variants:
-        raise ProviderError(
-            f"artifact {manifest.directory} has no variant {variant!r}; it has {sorted(manifest.variants)}"
-        )
-    if provider != "auto":
-        return _plans_for(manifest, provider, variant, available_providers, max_batch_size, cache_dir)
-    found = []
-    for name in PROVIDERS:
-        try:
-            found += _plans_for(manifest, name, variant, available_providers, max_batch_size, cache_dir)
-        except ProviderError as exc:
-            _log.info("auto: skipping %s: %s", name, exc)
-    if not found:
-        raise ProviderError(
-            f"no provider can run artifact {manifest.directory}; available: {list(available_providers)}"
-        )
-    return found
-
-
-def _plans_for(
-    manifest: Manifest,
-    provider: str,
-    variant: str | None,
-    available: Sequence[str],
-    max_batch_size: int,
-    cache_dir: str | os.PathLike[str] | None,
-) -> list[SessionPlan]:
-    """The plans for one provider; ProviderError says why it cannot run here."""
-    ort_name = PROVIDERS[provider]
-    if ort_name not in available:
-        raise ProviderError(
-            f"provider {provider!r} ({ort_name}) is not in this onnxruntime build; "
-            f"available: {list(available)}"
-        )
-    name = variant or NATURAL_VARIANTS[provider]
-    if name not in manifest.variants:
-        raise ProviderError(
-            f"artifact {manifest.directory} has no variant {name!r} for {provider}; "
-            f"it has {sorted(manifest.variants)}"
-        )
-    reason = _incompatibility(provider, manifest.variants[name])
-    if reason:
-        raise ProviderError(f"provider {provider!r} cannot run variant {name!r}: {reason}")
-    sizes = buckets(max_batch_size)
-    if provider == "tensorrt":
-        cache = _trt_cache_dir(manifest, manifest.variants[name], cache_dir)
-        options = tensorrt_options(cache, max_batch_size, manifest.sequence_length)
-        gpu = (("TensorrtExecutionProvider", options), ("CUDAExecutionProvider", {"device_id": "0"}))
-        return [SessionPlan(ort_name, name, gpu, sizes, _GPU_DEVICE, cache_dir=cache)]
-    if provider == "cuda":
-        graphs = (("CUDAExecutionProvider", cuda_options(cuda_graphs=True)),)
-        plain = (("CUDAExecutionProvider", cuda_options(cuda_graphs=False)),)
-        return [
-            SessionPlan(ort_name, name, graphs, sizes, _GPU_DEVICE, cuda_graphs=True),
-            SessionPlan(ort_name, name, plain, sizes, _GPU_DEVICE),
-        ]
-    return [SessionPlan(ort_name, name, (("CPUExecutionProvider", {}),))]
-
-
-def _incompatibility(provider: str, variant: Variant) -> str | None:
-    """Why PROVIDER cannot usefully run VARIANT, or None. The CPU runs every variant."""
-    if provider == "tensorrt" and variant.form != "standard":
-        return "TensorRT cannot parse the ONNX Runtime contrib operators of a fused graph; use 'fp16'"
-    if provider == "cuda" and variant.precision == "int8":
-        return "int8 is quantized for CPUs; its integer kernels would run on the CPU"
-    return None
-
-
-def buckets(max_batch_size: int) -> tuple[int, ...]:
-    """Batch sizes a GPU model is bound for: powers of two below MAX_BATCH_SIZE, then it."""
-    sizes = [1 << i for i in range(max_batch_size.bit_length()) if 1 << i < max_batch_size]
-    return (*sizes, max_batch_size)
-
-
-def tensorrt_options(cache_dir: Path, max_batch_size: int, sequence_length: int) -> dict[str, str]:
-    """TensorRT provider options; booleans are the strings "True"/"False" its parser wants.
-
-    The profile covers every batch from 1 to MAX_BATCH_SIZE at the static sequence length,
-    so one engine serves every bucket; it must be passed identically each time or the
-    cached engine is rebuilt.
-    """
-
-    def shapes(batch: int) -> str:
-        return ",".join(f"{name}:{batch}x{sequence_length}" for name in INPUT_NAMES)
-
-    return {
-        "device_id": "0",
-        "trt_fp16_enable": "True",
-        "trt_engine_cache_enable": "True",
-        "trt_engine_cache_path": str(cache_dir),
-        "trt_timing_cache_enable": "True",
-        "trt_timing_cache_path": str(cache_dir),
-        "trt_profile_min_shapes": shapes(1),
-        "trt_profile_opt_shapes": shapes(max_batch_size),
-        "trt_profile_max_shapes": shapes(max_batch_size),
-        "trt_max_workspace_size": str(_TRT_WORKSPACE_BYTES),
-    }
-
-
-def cuda_options(*, cuda_graphs: bool) -> dict[str, str]:
-    """CUDA provider options."""
-    return {"device_id": "0", "enable_cuda_graph": "1" if cuda_graphs else "0"}
-
-
-def _trt_cache_dir(manifest: Manifest, variant: Variant, cache_dir: str | os.PathLike[str] | None) -> Path:
-    """Engines are keyed by the model file's sha256: TensorRT's own cache key ignores the
-    weights, so a re-exported artifact must never find the old engine."""
-    if cache_dir is not None:
-        base = Path(cache_dir)
-    elif os.access(manifest.directory, os.W_OK):
-        base = manifest.directory / ".trt-cache"
-    else:
-        base = Path.home() / ".cache" / "vigil" / "trt"
-    return base / variant.sha256[:16]
 
 
 def create_session(
@@ -257,7 +54,7 @@ def create_session(
     options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     if threads is not None:
         options.intra_op_num_threads = require_int("threads", threads, 1)
-    elif plan.device == _GPU_DEVICE:
+    elif plan.device == GPU_DEVICE:
         options.intra_op_num_threads = 1
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -1,4 +1,4 @@
-"""Tests for vigil.runtime.session: provider plans, session creation and the bound model.
+"""Tests for vigil.runtime.providers and vigil.runtime.model: provider plans, session creation and the bound model.
 
 There is no GPU here. Plans are pure, so every GPU plan is checked by faking the list of
 available providers; the bucketed IO-binding model runs on CPU buffers, where ONNX Runtime
@@ -18,18 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vigil.runtime import session as session_module
+from vigil.runtime import model as model_module
+from vigil.runtime import providers as providers_module
 from vigil.runtime.errors import ArtifactError, ProviderError
 from vigil.runtime.manifest import Manifest
-from vigil.runtime.session import (
-    BoundModel,
-    Model,
-    SessionPlan,
-    buckets,
-    create_session,
-    open_model,
-    plan_sessions,
-)
+from vigil.runtime.model import BoundModel, Model, create_session, open_model
+from vigil.runtime.providers import SessionPlan, buckets, plan_sessions
 from vigil.runtime.tokenizer import SharedTokenizer
 
 TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -110,7 +104,7 @@ def test_auto_prefers_tensorrt_then_cuda_graphs_then_cuda_then_cpu(manifest: Man
 
 
 def test_auto_on_a_cpu_build_logs_why_it_skipped_the_gpus(manifest: Manifest, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger=session_module.__name__):
+    with caplog.at_level(logging.INFO, logger=providers_module.__name__):
         plans = plan_sessions(manifest, "auto", None, ["AzureExecutionProvider", CPU])
     assert [(p.provider, p.variant) for p in plans] == [(CPU, "int8")]
     assert "tensorrt" in caplog.text and "cuda" in caplog.text and "not in this onnxruntime build" in caplog.text
@@ -200,7 +194,7 @@ def test_tensorrt_cache_defaults_inside_the_artifact_else_the_user_cache(
     key = manifest.variants["fp16"].sha256[:16]
     plan = plan_sessions(manifest, "tensorrt", None, ALL)[0]
     assert plan.cache_dir == manifest.directory / ".trt-cache" / key
-    monkeypatch.setattr(session_module.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(providers_module.os, "access", lambda path, mode: False)
     plan = plan_sessions(manifest, "tensorrt", None, ALL)[0]
     assert plan.cache_dir == Path.home() / ".cache" / "vigil" / "trt" / key
 
@@ -231,7 +225,7 @@ def test_a_provider_that_does_not_attach_is_an_error_not_a_silent_cpu_run(manife
 
 def test_open_model_falls_through_to_the_next_plan(manifest: Manifest, filler, caplog: pytest.LogCaptureFixture) -> None:
     broken = SessionPlan(CUDA, "fp16-fused", ((CUDA, {"device_id": "0"}),))
-    with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger=session_module.__name__):
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger=model_module.__name__):
         warnings.simplefilter("ignore")
         model = open_model(manifest, [broken, cpu_plan("int8")], filler=filler)
     assert model.plan.provider == CPU and model.plan.variant == "int8"

@@ -1,4 +1,4 @@
-"""vigil.serve.triton.repository and `vigil export-triton`: the model repository, file by file.
+"""vigil.export.triton and `vigil export-triton`: the model repository, file by file.
 
 config.pbtxt is parsed back with Triton's own protobuf schema and each field is checked.
 Where .venv-triton exists, the tritonserver that PyTriton ships also reads the repository:
@@ -24,10 +24,11 @@ from google.protobuf import text_format  # noqa: E402
 from tritonclient.grpc import model_config_pb2 as mc  # noqa: E402
 
 from vigil.cli import triton as cli_triton  # noqa: E402
-from vigil.runtime.errors import ArtifactError, ExportError  # noqa: E402
+from vigil.export.errors import ExportError  # noqa: E402
+from vigil.runtime.errors import ArtifactError  # noqa: E402
 from vigil.runtime.manifest import Manifest  # noqa: E402
-from vigil.serve.triton import repository  # noqa: E402
-from vigil.serve.triton.repository import TritonRepoConfig, export_triton_repository  # noqa: E402
+from vigil.export import triton as repository  # noqa: E402
+from vigil.export.triton import TritonRepoConfig, export_triton_repository  # noqa: E402
 
 
 TRITON_PYTHON = Path(__file__).resolve().parents[2] / ".venv-triton" / "bin" / "python"

@@ -24,29 +24,28 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from vigil.runtime.errors import ArtifactError, ExportError
-from vigil.runtime.manifest import MANIFEST_FILE, Manifest, move_into_place
+from vigil.files.atomic import renamed_on_success
+from vigil.runtime.checks import require_int
+from vigil.runtime.errors import ArtifactError
+from vigil.runtime.manifest import INPUT_NAMES, MANIFEST_FILE, Manifest
+from vigil.runtime.providers import TRT_WORKSPACE_BYTES
 
-from ._checks import check_int
+from .errors import refuse_existing
 
 __all__ = ["TritonRepoConfig", "build_model_config", "export_triton_repository"]
 
 VARIANT = "fp16"
-INPUTS = ("input_ids", "attention_mask")
 OUTPUT = "logits"
 LABELS_FILE = "labels.txt"
 CONFIG_FILE = "config.pbtxt"
 MODEL_VERSION = "1"
 MODEL_FILE = "model.onnx"
-# TensorRT may use this much GPU scratch memory while it builds the engine (GPU.md: 4 GiB).
-TRT_WORKSPACE_BYTES = 4 << 30
 
 # Triton and PyTriton accept these model names; they are also directory names.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -78,11 +77,11 @@ class TritonRepoConfig:
             raise TypeError(f"name must be a str, got {self.name!r}")
         if not _NAME.fullmatch(self.name):
             raise ValueError(f"name must be letters, digits, '.', '_' or '-', not starting with a symbol; got {self.name!r}")
-        check_int("max_batch_size", self.max_batch_size, 1)
-        check_int("max_queue_delay_us", self.max_queue_delay_us, 0)
-        check_int("instances", self.instances, 1)
+        require_int("max_batch_size", self.max_batch_size, 1)
+        require_int("max_queue_delay_us", self.max_queue_delay_us, 0)
+        require_int("instances", self.instances, 1)
         for size in self.preferred_batch_sizes:
-            check_int("each preferred batch size", size, 1)
+            require_int("each preferred batch size", size, 1)
             if size > self.max_batch_size:
                 raise ValueError(
                     f"preferred batch sizes must be <= max_batch_size {self.max_batch_size}, got {size}"
@@ -102,7 +101,7 @@ def build_model_config(manifest: Manifest, config: TritonRepoConfig) -> mc.Model
         ),
         instance_group=[mc.ModelInstanceGroup(kind=mc.ModelInstanceGroup.KIND_GPU, count=config.instances)],
     )
-    for name in INPUTS:  # dims leave out the batch axis: Triton adds it for max_batch_size > 0
+    for name in INPUT_NAMES:  # dims leave out the batch axis: Triton adds it for max_batch_size > 0
         model.input.add(name=name, data_type=mc.TYPE_INT64, dims=[manifest.sequence_length])
     model.output.add(name=OUTPUT, data_type=mc.TYPE_FP32, dims=[len(manifest.labels)], label_filename=LABELS_FILE)
     if config.tensorrt:
@@ -130,17 +129,9 @@ def export_triton_repository(
     model_file = _fp16_model(manifest)
     repo = Path(repo)
     target = repo / config.name
-    if target.exists() and not force:
-        raise ExportError(f"{target} already exists; pass --force to replace it")
-    repo.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{config.name}.partial-", dir=repo))
-    work.chmod(0o755)  # mkdtemp creates 0700; Triton often runs as another user
-    try:
+    refuse_existing(target, force)
+    with renamed_on_success(target, directory=True) as work:
         _write_model_dir(work, manifest, model_file, build_model_config(manifest, config))
-        move_into_place(work, target)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return target
 
 

@@ -1,4 +1,4 @@
-"""vigil.cli.tables on its own: streamed readers that name lines, and all-or-nothing writers."""
+"""vigil.files.tables on its own: streamed readers that name lines, and all-or-nothing writers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vigil.cli import tables
-from vigil.cli.tables import format_of, open_table, open_writer
+from vigil.files import tables
+from vigil.files.tables import format_of, open_table, open_writer
 from vigil.runtime.errors import InputError, VigilError
 
 
