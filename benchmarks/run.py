@@ -27,17 +27,24 @@ from typing import Any
 
 import click
 import numpy as np
-
 from vigil.runtime import VigilError
+from vigil.runtime.manifest import Manifest
 
 from . import plots, report
-from .config import CONTENDERS, FP16_ON_CPU, OPTIMUM_IN_QUICK, BenchConfig, full_config, quick_config
+from .config import (
+    CONTENDERS,
+    FP16_ON_CPU,
+    OPTIMUM_IN_QUICK,
+    BenchConfig,
+    full_config,
+    quick_config,
+)
 from .machine import describe_machine, versions
 from .prepare import Prepared, optimum_python, prepare
 from .source import REPO, vigil_source_path
 from .workload import Workload, load_tweets
 
-__all__ = ["run", "write_results", "command"]
+__all__ = ["command", "run", "write_results"]
 
 _VERSIONS = ("vigil", "numpy", "onnxruntime", "tokenizers", "torch", "transformers", "matplotlib")
 
@@ -60,6 +67,7 @@ def run(config: BenchConfig) -> dict[str, Any]:
     config = replace(config, cache_dir=config.cache_dir.expanduser().resolve())  # workers run in the checkout
     workload = load_tweets(config.tweets, config.tweet_limit)
     prepared = prepare(config.cache_dir, config.size, config.checkpoint, config.artifact)
+    config = _served_variant(config, Manifest.load(prepared.artifact))
     entries = {
         name: {"label": label, "status": "skipped", "reason": _left_out(name, config)}
         for name, label in CONTENDERS.items()
@@ -92,6 +100,13 @@ def run(config: BenchConfig) -> dict[str, Any]:
     return results
 
 
+def _served_variant(config: BenchConfig, manifest: Manifest) -> BenchConfig:
+    """Serve fp32 where export left int8 out of the artifact, as the CPU then runs by default."""
+    if config.service is None or config.service.variant in manifest.variants:
+        return config
+    return replace(config, service=replace(config.service, variant="fp32"))
+
+
 def _left_out(name: str, config: BenchConfig) -> str:
     """Why NAME does not run, for the report, should it not."""
     if name == "vigil-fp16":
@@ -111,7 +126,7 @@ def _launches(config: BenchConfig, prepared: Prepared, entries: dict[str, dict[s
             continue
         try:
             launches.append(_launch(name, config, prepared, reference_only=not selected))
-        except RuntimeError as exc:  # Optimum's environment cannot be built
+        except RuntimeError as exc:  # Optimum's environment cannot be built, or a variant is missing
             entries[name]["reason"] = str(exc)
     return launches
 
@@ -119,7 +134,12 @@ def _launches(config: BenchConfig, prepared: Prepared, entries: dict[str, dict[s
 def _launch(name: str, config: BenchConfig, prepared: Prepared, *, reference_only: bool) -> _Launch:
     checkpoint, derived = str(prepared.checkpoint), prepared.derived
     if name.startswith("vigil-"):
-        options = {"artifact": str(prepared.artifact), "provider": "cpu", "variant": name.removeprefix("vigil-")}
+        variant = name.removeprefix("vigil-")
+        manifest = Manifest.load(prepared.artifact)
+        if variant not in manifest.variants:
+            why = manifest.raw.get("int8_omitted", {}).get("reason", "not exported") if variant == "int8" else "not exported"
+            raise RuntimeError(f"the artifact has no {variant} variant: {why}")
+        options = {"artifact": str(prepared.artifact), "provider": "cpu", "variant": variant}
         return _Launch(name, "vigil", options)
     if name == "onnxruntime":
         return _Launch(name, name, {"checkpoint": checkpoint, "onnx_path": str(derived / "plain-fp32.onnx")})

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from vigil.cli.bench import bench
 from vigil.cli.classify import classify
 from vigil.cli.common import fails_cleanly, quiet_transformers
@@ -61,23 +60,34 @@ def standin(out: Path, size: str, seed: int, vocab: Path | None) -> None:
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--sample", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Validate on these tweets (one per line) instead of the bundled sample.")
+@click.option("--variants", default="fp16,fp32,int8", show_default=True,
+              help="Comma-separated variants to write; fp16 is required (fp16-fused comes with it).")
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Calibrate int8 on these tweets (one per line; default: the bundled calibration sample).")
 @fails_cleanly("export,cpu")
-def export_command(paths: tuple[str, ...], revision: str | None, force: bool, sample: Path | None) -> None:
+def export_command(
+    paths: tuple[str, ...], revision: str | None, force: bool, sample: Path | None, variants: str,
+    calibration: Path | None,
+) -> None:
     """Export SOURCE (hub id or directory; default: the real model) to the artifact directory OUT."""
-    from vigil.export.artifact import export_artifact
+    from vigil.export.artifact import export_artifact, parse_variants
     from vigil.export.checkpoint import DEFAULT_SOURCE
 
     if len(paths) > 2:
         raise click.UsageError("expected [SOURCE] OUT")
     source, out = (DEFAULT_SOURCE, paths[0]) if len(paths) == 1 else paths
+    wanted = parse_variants(variants)
     quiet_transformers()
-    manifest = export_artifact(out, source, revision=revision, force=force, sample_file=sample)
+    manifest = export_artifact(out, source, revision=revision, force=force, sample_file=sample,
+                               variants=wanted, calibration_file=calibration)
     _print_export_summary(out, manifest)
 
 
 def _print_export_summary(out: str, manifest: dict[str, Any]) -> None:
     if manifest["source"]["random_weights"]:
         click.echo("WARNING: RANDOM-WEIGHT STAND-IN: these scores mean nothing", err=True)
+    if "int8_omitted" in manifest:
+        click.echo(f"WARNING: no int8 variant: {manifest['int8_omitted']['reason']}; CPUs run fp32", err=True)
     click.echo(f"exported {manifest['source']['id']} to {out} in {manifest['export_seconds']} s")
     for name, variant in manifest["variants"].items():
         v = variant["validation"]

@@ -8,10 +8,12 @@ is complete).
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import multiprocessing
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,20 +22,25 @@ from pathlib import Path
 from typing import Any
 
 from tokenizers import Tokenizer
-
 from vigil.files.atomic import renamed_on_success, write_json_atomic
-from vigil.runtime.manifest import INPUT_NAMES, MANIFEST_FILE, SCHEMA_VERSION, sha256_file
+from vigil.runtime.manifest import (
+    INPUT_NAMES,
+    MANIFEST_FILE,
+    SCHEMA_VERSION,
+    sha256_file,
+)
 from vigil.runtime.tokenizer import encode, load_tokenizer
 
-from . import graphs, validate
+from . import graphs, int8, validate
 from .checkpoint import DEFAULT_SOURCE, Checkpoint, load_checkpoint
 from .errors import ExportError, ValidationError, refuse_existing
 
-__all__ = ["VARIANTS", "VariantSpec", "export_artifact"]
+__all__ = ["VARIANTS", "VariantSpec", "export_artifact", "parse_variants"]
 
 log = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "tokenizer.json"
+MIN_ONNXRUNTIME = (1, 31)
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ VARIANTS = {
         VariantSpec("fp16", "model-fp16.onnx", "fp16", "standard", ("TensorrtExecutionProvider",)),
         VariantSpec("fp16-fused", "model-fp16-fused.onnx", "fp16", "fused", ("CUDAExecutionProvider",)),
         VariantSpec("fp32", "model-fp32.onnx", "fp32", "fused", ("CPUExecutionProvider", "CUDAExecutionProvider")),
-        VariantSpec("int8", "model-int8.onnx", "int8", "fused", ("CPUExecutionProvider",)),
+        VariantSpec("int8", "model-int8.onnx", "int8", "standard", ("CPUExecutionProvider",)),
     )
 }
 
@@ -66,27 +73,52 @@ def export_artifact(
     force: bool = False,
     sequence_length: int = 32,
     sample_file: str | Path | None = None,
+    variants: tuple[str, ...] = tuple(VARIANTS),
+    calibration_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """Export SOURCE to the artifact directory OUT and return its manifest."""
     out = Path(out)
     refuse_existing(out, force)
+    _require_onnxruntime()
+    texts = validate.load_sample(sample_file)
+    calibration = validate.load_calibration(calibration_file, texts) if "int8" in variants else []
     started = time.perf_counter()
     checkpoint = load_checkpoint(source, revision)
     with renamed_on_success(out, directory=True) as work:
-        manifest = _build(checkpoint, work, sequence_length, sample_file)
+        manifest = _build(checkpoint, work, sequence_length, sample_file, texts, calibration, variants)
         manifest["export_seconds"] = round(time.perf_counter() - started, 1)
         write_json_atomic(work / MANIFEST_FILE, manifest)
     return manifest
 
 
-def _build(checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file) -> dict[str, Any]:
+def parse_variants(text: str) -> tuple[str, ...]:
+    """The comma-separated variant names of `--variants`; fp16 (the GPU default) is required."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        raise ExportError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    if "fp16" not in names:
+        raise ExportError("--variants must include fp16 (the variant every GPU runs by default)")
+    return names
+
+
+def _require_onnxruntime() -> None:
+    """Fusions and static quantization are promised only from onnxruntime 1.31 on."""
+    version = metadata.version("onnxruntime")
+    if tuple(int(part) for part in version.split(".")[:2] if part.isdigit()) < MIN_ONNXRUNTIME:
+        raise ExportError(f"vigil export needs onnxruntime >= {'.'.join(map(str, MIN_ONNXRUNTIME))}, found {version}")
+
+
+def _build(
+    checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file, texts, calibration, wanted
+) -> dict[str, Any]:
     """Write tokenizer and variants into WORK, validate them, return the manifest."""
     config = checkpoint.model.config
     pad_id = int(config.pad_token_id or 0)
     tokenizer_path = work / TOKENIZER_FILE
     _save_tokenizer(checkpoint, tokenizer_path, sequence_length, pad_id)
-    texts = validate.load_sample(sample_file)
-    ids, mask = encode(load_tokenizer(tokenizer_path, sequence_length, pad_id), texts)
+    tokenizer = load_tokenizer(tokenizer_path, sequence_length, pad_id)
+    ids, mask = encode(tokenizer, texts)
     _check_tokenizer_parity(checkpoint, texts, ids, sequence_length)
 
     raw = work / "_plain-fp32.onnx"
@@ -95,21 +127,32 @@ def _build(checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file
         graphs.export_fp32(checkpoint.model, raw, sequence_length)
     checkpoint.model = None  # frees ~1 GB (full size) before the memory-hungry ONNX passes
     with _step("BERT fusions, fp32 and fp16"):
-        fusions = graphs.fuse(
+        fusions = _in_child(
+            graphs.fuse,
             raw,
             work / VARIANTS["fp32"].file,
             work / VARIANTS["fp16-fused"].file,
             num_heads=config.num_attention_heads,
             hidden_size=config.hidden_size,
         )
-    with _step("int8 dynamic quantization"):
-        graphs.quantize_int8(work / VARIANTS["fp32"].file, work / VARIANTS["int8"].file)
+    _require_fusions(fusions)
     with _step("fp16 with standard operators"):
-        graphs.to_fp16_standard(raw, work / VARIANTS["fp16"].file)
+        _in_child(graphs.to_fp16_standard, raw, work / VARIANTS["fp16"].file)
+    int8_report = None
+    if "int8" in wanted:
+        with _step(f"int8 static quantization, calibrated on {len(calibration)} tweets"):
+            int8_report = _in_child(
+                int8.quantize_accurately, raw, work / VARIANTS["int8"].file, encode(tokenizer, calibration), reference, ids, mask
+            )
     raw.unlink()
+    for name in set(VARIANTS) - set(wanted) - {"fp16-fused"}:
+        (work / VARIANTS[name].file).unlink(missing_ok=True)
+    kept = [spec for spec in VARIANTS.values() if (work / spec.file).exists()]
 
     with _step("validation of every variant on ONNX Runtime (CPU)"):
-        variants = {spec.name: _variant_entry(spec, work, reference, ids, mask, fusions) for spec in VARIANTS.values()}
+        variants = {spec.name: _variant_entry(spec, work, reference, ids, mask, fusions) for spec in kept}
+    if int8_report is not None and "int8" in variants:
+        variants["int8"]["quantization"] = int8_report
     failed = {name: v["validation"] for name, v in variants.items() if not v["validation"]["passed"]}
     if failed:
         raise ValidationError("export refused: " + "; ".join(_describe_failure(n, r) for n, r in failed.items()))
@@ -133,6 +176,7 @@ def _build(checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file
         "tokenizer": {"file": TOKENIZER_FILE, "sha256": sha256_file(tokenizer_path)},
         "opset": graphs.OPSET,
         "variants": variants,
+        **({"int8_omitted": int8_report} if int8_report is not None and "int8" not in variants else {}),
         "validation": {
             "reference": "PyTorch fp32, transformers eager attention, CPU",
             "sample": str(sample_file) if sample_file else "vigil.export/data/validation-tweets.txt",
@@ -142,6 +186,24 @@ def _build(checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file
         "versions": _versions(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _in_child(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one memory-heavy ONNX pass in a fresh process, so its peak memory ends with it.
+
+    The fusion, conversion and quantization passes each hold several copies of the graph;
+    run in one process their peaks pile up (11.6 GB for the full-size model).
+    """
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(function, *args, **kwargs).result()
+
+
+def _require_fusions(fusions: dict[str, int]) -> None:
+    """The fused variants are only worth shipping with the attention and embedding fusions."""
+    missing = [op for op in ("Attention", "EmbedLayerNormalization") if not fusions.get(op)]
+    if missing:
+        raise ExportError(f"ONNX Runtime did not fuse {' and '.join(missing)} in the fused variants; refusing the export")
 
 
 @contextmanager

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExportError
-
 from .standin import RANDOM_MARKER
 
 __all__ = ["DEFAULT_SOURCE", "Checkpoint", "load_checkpoint"]

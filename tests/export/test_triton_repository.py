@@ -19,17 +19,15 @@ import pytest
 
 pytest.importorskip("tritonclient.grpc", reason="export-triton needs tritonclient[grpc] for Triton's config schema")
 
-from click.testing import CliRunner  # noqa: E402
-from google.protobuf import text_format  # noqa: E402
-from tritonclient.grpc import model_config_pb2 as mc  # noqa: E402
-
-from vigil.cli import triton as cli_triton  # noqa: E402
-from vigil.export.errors import ExportError  # noqa: E402
-from vigil.runtime.errors import ArtifactError  # noqa: E402
-from vigil.runtime.manifest import Manifest  # noqa: E402
-from vigil.export import triton as repository  # noqa: E402
-from vigil.export.triton import TritonRepoConfig, export_triton_repository  # noqa: E402
-
+from click.testing import CliRunner
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+from vigil.cli import triton as cli_triton
+from vigil.export import triton as repository
+from vigil.export.errors import ExportError
+from vigil.export.triton import TritonRepoConfig, export_triton_repository
+from vigil.runtime.errors import ArtifactError
+from vigil.runtime.manifest import Manifest
 
 TRITON_PYTHON = Path(__file__).resolve().parents[2] / ".venv-triton" / "bin" / "python"
 

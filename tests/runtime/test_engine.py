@@ -84,10 +84,17 @@ def tweets(shared_tweets: dict[str, list[str]]) -> list[str]:
 # --- opening ----------------------------------------------------------------------------
 
 
-def test_auto_on_the_cpu_runs_int8_and_says_so(tiny_artifact: Path) -> None:
-    with open_tiny(tiny_artifact) as classifier:
+def test_auto_on_the_cpu_runs_int8_and_says_so(int8_artifact: Path) -> None:
+    with Classifier.open(int8_artifact) as classifier:
         assert classifier.provider == "CPUExecutionProvider"
         assert classifier.variant == "int8"
+        assert classifier.random_weights is False
+
+
+def test_auto_on_the_cpu_runs_fp32_where_export_left_int8_out(tiny_artifact: Path) -> None:
+    with open_tiny(tiny_artifact) as classifier:
+        assert classifier.provider == "CPUExecutionProvider"
+        assert classifier.variant == "fp32"
         assert classifier.labels == LABELS
         assert classifier.random_weights is True
         np.testing.assert_array_equal(classifier.thresholds, np.full(6, 0.5, dtype=np.float32))

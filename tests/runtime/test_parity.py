@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from model_card import card_clean_tweet
-
 from vigil.runtime import Classifier
 
 transformers = pytest.importorskip("transformers")
@@ -30,15 +29,14 @@ def tweets(shared_tweets: dict[str, list[str]]) -> list[str]:
     return texts
 
 
-@pytest.fixture(scope="module")
-def pipe(tiny_checkpoint: Path):
+def _pipeline(checkpoint: Path):
     return transformers.pipeline(
-        "text-classification", model=str(tiny_checkpoint), tokenizer=str(tiny_checkpoint), truncation=True, top_k=None
+        "text-classification", model=str(checkpoint), tokenizer=str(checkpoint), truncation=True, top_k=None
     )
 
 
-@pytest.fixture(scope="module")
-def reference(pipe, tweets: list[str]) -> list[list[dict]]:
+def _card_scores(pipe, tweets: list[str]) -> list[list[dict]]:
+    """The card's quick start on TWEETS: its clean_tweet, then the pipeline."""
     # One torch thread: the tiny model gains nothing from more, and on a busy two-core
     # machine torch's spinning OpenMP threads made this 8x slower.
     threads = torch.get_num_threads()
@@ -47,6 +45,16 @@ def reference(pipe, tweets: list[str]) -> list[list[dict]]:
         return pipe([card_clean_tweet(t) for t in tweets], batch_size=256)  # raw text into the engine
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_checkpoint: Path):
+    return _pipeline(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def reference(pipe, tweets: list[str]) -> list[list[dict]]:
+    return _card_scores(pipe, tweets)
 
 
 def by_label(outputs: list[list[dict]], labels: tuple[str, ...]) -> np.ndarray:
@@ -63,29 +71,55 @@ def test_the_pipeline_applies_a_sigmoid_for_multi_label_classification(pipe, twe
 
 
 VARIANTS = ["fp32", "int8", "fp16", "fp16-fused"]
+# Export leaves int8 out of the tiny random stand-in, and on the weights at hand (tiny
+# random, or MiniLM under an untrained head) int8's rounding is as large as the spread
+# between tweets, so no tolerance on int8 against PyTorch could also catch mixed-up scores.
+# int8's accuracy is export's to hold (tests/export); here vigil's int8 path is held to
+# ONNX Runtime running the same static-int8 file on the card's cleaned, tokenized tweets,
+# which is batch-independent and so exact to float rounding. Every 10th tweet keeps it quick.
+MINILM_STRIDE = 10
+INT8_RUNTIME_TOLERANCE = 1e-5
+
+
+def _onnx_runtime_scores(artifact: Path, checkpoint: Path, tweets: list[str]) -> list[list[dict]]:
+    """The int8 file run directly: the card's clean_tweet, transformers' tokenizer, a plain session."""
+    ort = pytest.importorskip("onnxruntime")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(checkpoint)
+    config = transformers.AutoConfig.from_pretrained(checkpoint)
+    batch = tokenizer(
+        [card_clean_tweet(t) for t in tweets], truncation=True, max_length=32, padding="max_length", return_tensors="np"
+    )
+    session = ort.InferenceSession(str(artifact / "model-int8.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {"input_ids": batch["input_ids"].astype(np.int64), "attention_mask": batch["attention_mask"].astype(np.int64)}
+    probabilities = 1 / (1 + np.exp(-session.run(None, feeds)[0].astype(np.float64)))
+    return [[{"label": config.id2label[j], "score": float(p)} for j, p in enumerate(row)] for row in probabilities]
 
 
 @pytest.fixture(scope="module")
-def scored(tiny_artifact: Path, tweets: list[str]) -> dict[str, tuple[np.ndarray, tuple[str, ...], float]]:
-    """Each variant's probabilities on every tweet, its labels, and its probability tolerance."""
+def scored(
+    request: pytest.FixtureRequest, tiny_artifact: Path, tweets: list[str], reference: list[list[dict]]
+) -> dict[str, tuple[np.ndarray, list[list[dict]], tuple[str, ...], float]]:
+    """Each variant's probabilities, the expected scores of the same tweets, the labels, the tolerance."""
     out = {}
     for variant in VARIANTS:
-        with pytest.warns(UserWarning, match="random-weight"):
-            classifier = Classifier.open(tiny_artifact, provider="cpu", variant=variant, threads=1)
+        if variant == "int8":
+            artifact, texts = request.getfixturevalue("int8_artifact"), tweets[::MINILM_STRIDE]
+            expected = _onnx_runtime_scores(artifact, request.getfixturevalue("minilm_checkpoint"), texts)
+            classifier, tolerance = Classifier.open(artifact, provider="cpu", variant=variant), INT8_RUNTIME_TOLERANCE
+        else:
+            texts, expected = tweets, reference
+            with pytest.warns(UserWarning, match="random-weight"):
+                classifier = Classifier.open(tiny_artifact, provider="cpu", variant=variant, threads=1)
+            tolerance = validate.TOLERANCES[classifier.manifest.variants[variant].precision].max_prob_diff
         with classifier:
-            precision = classifier.manifest.variants[variant].precision
-            out[variant] = (
-                classifier.predict(tweets, batch_size=256),
-                classifier.labels,
-                validate.TOLERANCES[precision].max_prob_diff,
-            )
+            out[variant] = (classifier.predict(texts, batch_size=256), expected, classifier.labels, tolerance)
     return out
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_every_variant_matches_the_pipeline_on_every_tweet(scored, reference: list[list[dict]], variant: str) -> None:
-    probabilities, labels, tolerance = scored[variant]
-    worst = float(np.abs(probabilities - by_label(reference, labels)).max())
+def test_every_variant_matches_the_pipeline_on_every_tweet(scored, variant: str) -> None:
+    probabilities, expected, labels, tolerance = scored[variant]
+    worst = float(np.abs(probabilities - by_label(expected, labels)).max())
     assert worst <= tolerance, f"{variant}: max |dp| {worst:.3g}"
 
 
@@ -97,12 +131,10 @@ def test_every_variant_matches_the_pipeline_on_every_tweet(scored, reference: li
         pytest.param(lambda p: np.broadcast_to(p.mean(axis=0), p.shape), id="constant-row"),
     ],
 )
-def test_every_variants_tolerance_catches_mixed_up_or_constant_scores(
-    scored, reference: list[list[dict]], variant: str, bug
-) -> None:
+def test_every_variants_tolerance_catches_mixed_up_or_constant_scores(scored, variant: str, bug) -> None:
     """The parity check above could fail: the stand-in's scores differ between tweets by more."""
-    probabilities, labels, tolerance = scored[variant]
-    worst = float(np.abs(bug(probabilities) - by_label(reference, labels)).max())
+    probabilities, expected, labels, tolerance = scored[variant]
+    worst = float(np.abs(bug(probabilities) - by_label(expected, labels)).max())
     assert worst > 2 * tolerance, f"{variant}: a bug shifts scores by only {worst:.3g}"
 
 

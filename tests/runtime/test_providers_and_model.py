@@ -61,8 +61,9 @@ TRT_BOOLEANS = {"True", "False", "true", "false"}
 
 
 @pytest.fixture(scope="module")
-def manifest(tiny_artifact: Path) -> Manifest:
-    return Manifest.load(tiny_artifact)
+def manifest(int8_artifact: Path) -> Manifest:
+    """An artifact with every variant (the tiny stand-in has no int8)."""
+    return Manifest.load(int8_artifact)
 
 
 @pytest.fixture(scope="module")
@@ -235,9 +236,9 @@ def test_open_model_falls_through_to_the_next_plan(manifest: Manifest, filler, c
         open_model(manifest, [broken, broken], filler=filler)  # the last failure is raised
 
 
-def test_open_model_checks_the_sha256_of_the_model_file(tiny_artifact: Path, tmp_path: Path, filler) -> None:
+def test_open_model_checks_the_sha256_of_the_model_file(int8_artifact: Path, tmp_path: Path, filler) -> None:
     copy = tmp_path / "artifact"
-    shutil.copytree(tiny_artifact, copy)
+    shutil.copytree(int8_artifact, copy)
     manifest = Manifest.load(copy)
     path = copy / manifest.variants["int8"].file
     data = bytearray(path.read_bytes())

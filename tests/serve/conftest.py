@@ -14,6 +14,7 @@ pytest.importorskip("fastapi")
 from serve_harness import GatedClassifier, Live, live_server  # noqa: E402
 
 from vigil.runtime import Classifier  # noqa: E402
+from vigil.serve import ServeSettings  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +37,9 @@ def gated(classifier: Classifier) -> GatedClassifier:
 
 
 @pytest.fixture(scope="module")
-def live(classifier: Classifier) -> Iterator[Live]:
-    """A ready server with default settings, shared by a module's read-only tests."""
-    with live_server(classifier) as server:
+def live(classifier: Classifier, request: pytest.FixtureRequest) -> Iterator[Live]:
+    """A ready server shared by a module's tests: with the module's SETTINGS where it sets them."""
+    with live_server(classifier, settings=getattr(request.module, "SETTINGS", ServeSettings())) as server:
         server.wait_ready()
         yield server
 

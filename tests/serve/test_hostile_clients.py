@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,20 +18,7 @@ from vigil.runtime import Classifier
 from vigil.serve import Server, ServeSettings, create_app
 
 KEY = "s3cret-key"
-LIMITS = ServeSettings(max_texts=3, read_timeout_s=0.5)
-
-
-@pytest.fixture(scope="module")
-def limited(classifier: Classifier) -> Iterator[Live]:
-    with live_server(classifier, settings=LIMITS) as server:
-        server.wait_ready()
-        yield server
-
-
-@pytest.fixture
-def client(limited: Live) -> Iterator[httpx.Client]:
-    with limited.client() as client:
-        yield client
+SETTINGS = ServeSettings(max_texts=3, read_timeout_s=0.5)
 
 
 
@@ -144,14 +130,14 @@ def _read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def test_half_sent_headers_are_dropped_after_the_read_timeout(limited: Live) -> None:
-    with _connect(limited) as sock:
+def test_half_sent_headers_are_dropped_after_the_read_timeout(live: Live) -> None:
+    with _connect(live) as sock:
         sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\n")
         assert _read_all(sock) == b""  # closed by the server; before, recv timed out
 
 
-def test_a_half_sent_body_is_answered_408_after_the_read_timeout(limited: Live) -> None:
-    with _connect(limited) as sock:
+def test_a_half_sent_body_is_answered_408_after_the_read_timeout(live: Live) -> None:
+    with _connect(live) as sock:
         sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"text\": ")
         answer = _read_all(sock)
     assert answer.startswith(b"HTTP/1.1 408")

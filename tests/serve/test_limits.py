@@ -7,26 +7,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from vigil.runtime import Classifier
 from vigil.serve import ServeSettings
 
-from serve_harness import Live, error_of, live_server
+from serve_harness import error_of
 
-LIMITS = ServeSettings(max_body_bytes=1000, max_texts=3, max_text_chars=50)
+SETTINGS = ServeSettings(max_body_bytes=1000, max_texts=3, max_text_chars=50)
 JSON = {"content-type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def limited(classifier: Classifier) -> Iterator[Live]:
-    with live_server(classifier, settings=LIMITS) as server:
-        server.wait_ready()
-        yield server
-
-
-@pytest.fixture
-def client(limited: Live) -> Iterator[httpx.Client]:
-    with limited.client() as client:
-        yield client
 
 
 
@@ -63,7 +49,7 @@ def _body_of(size: int) -> bytes:
 @pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
 def test_body_limit_is_exact(client: httpx.Client, chunked: bool) -> None:
     """A body of exactly max_body_bytes is served; one byte more is refused."""
-    limit = LIMITS.max_body_bytes
+    limit = SETTINGS.max_body_bytes
 
     def send(body: bytes) -> httpx.Response:
         content = iter([body[:400], body[400:800], body[800:]]) if chunked else body
@@ -75,17 +61,17 @@ def test_body_limit_is_exact(client: httpx.Client, chunked: bool) -> None:
 
 def test_max_texts_is_exact(client: httpx.Client) -> None:
     """max_texts texts are served, on both endpoints; one more is refused (next test)."""
-    response = client.post("/v1/classify", json={"texts": ["a"] * LIMITS.max_texts})
+    response = client.post("/v1/classify", json={"texts": ["a"] * SETTINGS.max_texts})
     assert response.status_code == 200, response.text
-    response = client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * LIMITS.max_texts})
+    response = client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * SETTINGS.max_texts})
     assert response.status_code == 200, response.text
 
 
 def test_too_many_texts(client: httpx.Client) -> None:
-    error = error_of(client.post("/v1/classify", json={"texts": ["a"] * (LIMITS.max_texts + 1)}), 422)
+    error = error_of(client.post("/v1/classify", json={"texts": ["a"] * (SETTINGS.max_texts + 1)}), 422)
     assert (error["kind"], error["field"]) == ("too_many_texts", "texts")
     assert "3" in error["message"]
-    error = error_of(client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * (LIMITS.max_texts + 1)}), 422)
+    error = error_of(client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * (SETTINGS.max_texts + 1)}), 422)
     assert (error["kind"], error["field"]) == ("too_many_texts", "items")
 
 
@@ -104,8 +90,8 @@ def test_text_too_long(client: httpx.Client, path: str, body: dict, field: str) 
 
 
 def test_a_text_at_the_limit_is_served(client: httpx.Client) -> None:
-    assert client.post("/v1/classify", json={"text": "x" * LIMITS.max_text_chars}).status_code == 200
-    assert client.post("/v1/classify", json={"texts": ["ok", "x" * LIMITS.max_text_chars]}).status_code == 200
+    assert client.post("/v1/classify", json={"text": "x" * SETTINGS.max_text_chars}).status_code == 200
+    assert client.post("/v1/classify", json={"texts": ["ok", "x" * SETTINGS.max_text_chars]}).status_code == 200
 
 
 def test_malformed_json_is_400(client: httpx.Client) -> None:

@@ -1,0 +1,91 @@
+"""Accuracy-aware static int8: quantize every weight MatMul, or keep the touchiest layers fp32.
+
+Static QDQ int8 (activation ranges calibrated once, here) gives a tweet the same score
+whatever shares its batch. Where it misses the int8 tolerance, whole encoder layers stay in
+fp32, most sensitive first, up to `MAX_FP32_FLOP_SHARE` of the MatMul FLOPs. Layers, not
+single MatMuls, are the unit: a full-size model has 72 weight MatMuls but 12 layers, and each
+trial is a quantization and a validation. If no int8 within the cap passes, no int8 is
+written and the report says why; the CPU then runs fp32.
+
+Calibration runs once: ONNX Runtime's calibration cache serves every later trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import graphs, validate
+
+__all__ = ["MAX_FP32_FLOP_SHARE", "METHOD", "layer_units", "quantize_accurately"]
+
+log = logging.getLogger(__name__)
+
+# The accuracy-aware fallback may keep at most this share of MatMul FLOPs in fp32.
+MAX_FP32_FLOP_SHARE = 0.25
+METHOD = "static QDQ, MinMax calibration, per-channel int8 weights"
+
+_LAYER = re.compile(r"/encoder/layer\.(\d+)/")
+
+
+def layer_units(flops: dict[str, int]) -> dict[str, list[str]]:
+    """MatMul names grouped by encoder layer ("layer.3"); any other MatMul is its own unit."""
+    units: dict[str, list[str]] = {}
+    for name in flops:
+        match = _LAYER.search(name)
+        units.setdefault(f"layer.{match.group(1)}" if match else name, []).append(name)
+    return units
+
+
+def quantize_accurately(
+    raw: Path,
+    dst: Path,
+    calibration: tuple[np.ndarray, np.ndarray],
+    reference: np.ndarray,
+    ids: np.ndarray,
+    mask: np.ndarray,
+) -> dict[str, Any]:
+    """Static int8 of RAW into DST; the report says which MatMuls stayed fp32 and each step's figures.
+
+    Sensitivity of a layer is the validation error with only that layer quantized. When
+    no int8 within the cap passes, DST is removed and the report carries the `reason`.
+    """
+    tolerance = validate.TOLERANCES["int8"]
+    with tempfile.TemporaryDirectory(prefix="vigil-calibration-") as scratch:
+        cache = Path(scratch) / "ranges.json"
+
+        def measure(exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> dict[str, Any]:
+            graphs.quantize_int8(raw, dst, *calibration, exclude=tuple(exclude), only=only, cache=cache)
+            return validate.compare(reference, validate.onnx_logits(dst, ids, mask), tolerance)
+
+        steps = [{"fp32_layers": [], "fp32_nodes": [], "validation": measure()}]
+        if steps[0]["validation"]["passed"]:
+            return {"method": METHOD, "fp32_nodes": [], "steps": steps}
+        flops = graphs.matmul_nodes(raw)
+        units = layer_units(flops)
+        budget = MAX_FP32_FLOP_SHARE * sum(flops.values())
+        affordable = {unit: names for unit, names in units.items() if sum(flops[n] for n in names) <= budget}
+        sensitivity = {unit: measure(only=names)["max_abs_prob_diff"] for unit, names in affordable.items()}
+        kept: list[str] = []
+        for unit in sorted(sensitivity, key=sensitivity.__getitem__, reverse=True):
+            if sum(flops[n] for u in (*kept, unit) for n in units[u]) > budget:
+                break
+            kept.append(unit)
+            nodes = [n for u in kept for n in units[u]]
+            steps.append({"fp32_layers": list(kept), "fp32_nodes": nodes, "validation": measure(exclude=nodes)})
+            if steps[-1]["validation"]["passed"]:
+                log.info("int8 passes with %s in fp32 (%d of %d MatMuls)", ", ".join(kept), len(nodes), len(flops))
+                return {"method": METHOD, "fp32_nodes": nodes, "steps": steps, "sensitivity": sensitivity}
+    dst.unlink(missing_ok=True)
+    reason = (
+        f"int8 misses its tolerance even with {len(kept)} of {len(units)} layers in fp32 "
+        f"(at most {MAX_FP32_FLOP_SHARE:.0%} of MatMul FLOPs may stay fp32)"
+    )
+    log.warning("WARNING: %s; the artifact has no int8 variant and CPUs run fp32", reason)
+    return {"method": METHOD, "reason": reason, "steps": steps, "sensitivity": sensitivity}
