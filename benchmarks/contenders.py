@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from .machine import physical_cores, versions
+from .machine import physical_cores
 
-__all__ = ["Scored", "Contender", "CardPipeline", "PyTorchEager", "PlainOnnx", "Optimum", "Vigil", "KINDS"]
+__all__ = ["KINDS", "CardPipeline", "Contender", "Optimum", "PlainOnnx", "PyTorchEager", "Scored", "Vigil"]
 
 SEQUENCE_LENGTH = 32
 
@@ -56,11 +56,6 @@ class Scored:
     model_seconds: float | None
 
 
-def sigmoid(logits: Any) -> np.ndarray:
-    """Per-label probabilities, float32, from logits (numpy or anything numpy converts)."""
-    return (1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))).astype(np.float32)
-
-
 def _quiet_transformers() -> None:
     """No "Loading weights" progress bars in the middle of the benchmark's own."""
     from transformers.utils import logging as hf_logging
@@ -69,10 +64,21 @@ def _quiet_transformers() -> None:
 
 
 def _cleaner() -> Callable[[str], str]:
-    """The model card's `clean_tweet`, from vigil: every contender cleans exactly alike."""
+    """The model card's `clean_tweet`, from vigil: every contender cleans exactly alike.
+
+    vigil is imported late, here and below, because benchmarks/gpu.py imports this module
+    before it has put the checkout on sys.path where vigil is not installed.
+    """
     from vigil.runtime.preprocess import clean_tweet
 
     return clean_tweet
+
+
+def _probabilities(logits: Any) -> np.ndarray:
+    """vigil's own sigmoid, computed in float64: every contender turns logits alike."""
+    from vigil.runtime.engine import sigmoid
+
+    return sigmoid(np.asarray(logits, dtype=np.float64))
 
 
 class Contender:
@@ -95,7 +101,9 @@ class Contender:
         raise NotImplementedError
 
     def versions(self) -> dict[str, str]:
-        return versions(self.packages)
+        from vigil.runtime.versions import installed_versions
+
+        return installed_versions(self.packages)
 
     def encode(self, texts: Sequence[str]) -> Any:
         raise NotImplementedError
@@ -218,7 +226,7 @@ class PlainOnnx(Contender):
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     def infer(self, inputs: Any) -> np.ndarray:
-        return sigmoid(self.session.run(None, inputs)[0])
+        return _probabilities(self.session.run(None, inputs)[0])
 
 
 class Optimum(Contender):
@@ -259,7 +267,7 @@ class Optimum(Contender):
         )
 
     def infer(self, inputs: Any) -> np.ndarray:
-        return sigmoid(self.model(**inputs).logits)
+        return _probabilities(self.model(**inputs).logits)
 
 
 class Vigil(Contender):
@@ -306,7 +314,6 @@ class Vigil(Contender):
     def _open_cuda(self, graphs: bool) -> Any:
         """A CUDA classifier with CUDA graphs on or off, and nothing else."""
         import onnxruntime as ort
-
         from vigil.runtime import Classifier, Manifest
         from vigil.runtime.model import open_model
         from vigil.runtime.providers import plan_sessions

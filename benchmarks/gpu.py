@@ -56,10 +56,10 @@ if str(REPO) not in sys.path:
 
 try:
     from benchmarks.contenders import Contender, PyTorchEager, Vigil
-    from benchmarks.machine import describe_machine, versions
+    from benchmarks.machine import describe_machine
     from benchmarks.measure import Budget, batch1_latency, throughput_curves
     from benchmarks.report import compare
-    from benchmarks.source import ensure_vigil_importable
+    from benchmarks.source import ensure_vigil_importable, portable, portable_json
     from benchmarks.workload import DEFAULT_TWEETS, load_tweets
 except ImportError as exc:  # the one thing this script cannot work around
     sys.exit(f"benchmarks/gpu.py needs numpy and tqdm in this Python ({sys.executable}): {exc}")
@@ -365,17 +365,21 @@ def run(config: GpuConfig) -> dict[str, Any]:
                 "reason": f"{type(exc).__name__}: {exc}",
             }
         gc.collect()
+    from vigil.runtime.versions import (
+        installed_versions,  # after ensure_vigil_importable
+    )
+
     return {
         "dry_run": config.dry_run,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1),
         "machine": describe_machine(),
         "probe": found,
-        "versions": versions(
+        "versions": installed_versions(
             ("vigil", "torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt-cu13")
         ),
-        "config": json.loads(json.dumps(asdict(config), default=str)),
-        "tweets": {"source": str(config.tweets), "count": len(tweets)},
+        "config": portable_json(asdict(config)),
+        "tweets": {"source": portable(config.tweets), "count": len(tweets)},
         "contenders": contenders,
     }
 

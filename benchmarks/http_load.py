@@ -38,10 +38,12 @@ from typing import Any
 import click
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from vigil.runtime.versions import installed_versions
 
-from .machine import describe_machine, versions
+from .machine import describe_machine
 from .measure import Budget, summarize_ms
 from .service_load import closed_loop
+from .source import portable
 from .workload import DEFAULT_TWEETS, load_tweets, take
 
 __all__ = ["http_closed_loop", "serving", "run", "markdown", "command"]
@@ -192,9 +194,9 @@ def run(
         "model": model,
         "batcher": {**batcher, "max_batch_size": config.max_batch_size, "max_wait_s": config.max_wait_s},
         "budget": {"seconds_per_level": budget.seconds, "max_requests_per_level": budget.max_items},
-        "tweets": {"source": str(tweets), "count": len(texts)},
+        "tweets": {"source": portable(tweets), "count": len(texts)},
         "machine": describe_machine(),
-        "versions": versions(_VERSIONS),
+        "versions": installed_versions(_VERSIONS),
         "http": http,
         "service": service,
     }

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
 from pathlib import Path
 
-__all__ = ["physical_cores", "describe_machine", "versions"]
+__all__ = ["physical_cores", "describe_machine"]
 
 
 def _cpuinfo() -> list[dict[str, str]]:
@@ -53,12 +52,3 @@ def describe_machine() -> dict[str, object]:
     }
 
 
-def versions(names: tuple[str, ...]) -> dict[str, str]:
-    """Installed versions of the distributions NAMES; missing ones are left out."""
-    found = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found

@@ -29,6 +29,7 @@ import click
 import numpy as np
 from vigil.runtime import VigilError
 from vigil.runtime.manifest import Manifest
+from vigil.runtime.versions import installed_versions
 
 from . import plots, report
 from .config import (
@@ -39,9 +40,9 @@ from .config import (
     full_config,
     quick_config,
 )
-from .machine import describe_machine, versions
+from .machine import describe_machine
 from .prepare import Prepared, optimum_python, prepare
-from .source import REPO, vigil_source_path
+from .source import REPO, portable, portable_json, vigil_source_path
 from .workload import Workload, load_tweets
 
 __all__ = ["command", "run", "write_results"]
@@ -89,8 +90,8 @@ def run(config: BenchConfig) -> dict[str, Any]:
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": config.quick,
         "machine": describe_machine(),
-        "versions": versions(_VERSIONS),
-        "config": json.loads(json.dumps(asdict(config), default=str)),
+        "versions": installed_versions(_VERSIONS),
+        "config": portable_json(asdict(config)),
         "inputs": _inputs(prepared, workload, config),
         "contenders": entries,
         "service": service,
@@ -213,10 +214,10 @@ def _take_service(entries: dict[str, dict[str, Any]], config: BenchConfig) -> di
 
 def _inputs(prepared: Prepared, workload: Workload, config: BenchConfig) -> dict[str, Any]:
     return {
-        "checkpoint": str(prepared.checkpoint),
-        "artifact": str(prepared.artifact),
+        "checkpoint": portable(prepared.checkpoint),
+        "artifact": portable(prepared.artifact),
         "random_weights": prepared.random_weights,
-        "tweets": {"source": str(workload.source), "count": len(workload.texts), "languages": workload.languages},
+        "tweets": {"source": portable(workload.source), "count": len(workload.texts), "languages": workload.languages},
         "accuracy_texts": min(config.accuracy_texts, len(workload.texts)),
     }
 

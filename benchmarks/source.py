@@ -1,4 +1,5 @@
-"""Where the vigil checkout is, and how to import vigil from it where it is not installed.
+"""Where the vigil checkout is, how to import vigil from it where it is not installed, and
+how results name paths without the absolute paths of the machine that made them.
 
 Two places run benchmark code without vigil installed: the Optimum virtual environment
 (Optimum pins an older transformers, so vigil cannot live there) and the GPU machine, which
@@ -11,10 +12,12 @@ so each subpackage is imported lazily and only its own dependencies are needed.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["REPO", "SUBPACKAGES", "vigil_source_path", "ensure_vigil_importable"]
+__all__ = ["REPO", "SUBPACKAGES", "vigil_source_path", "ensure_vigil_importable", "portable", "portable_json"]
 
 REPO = Path(__file__).resolve().parents[1]
 SUBPACKAGES = ("runtime", "export", "cli")
@@ -45,3 +48,23 @@ def ensure_vigil_importable(scratch: Path) -> bool:
         return False
     sys.path.insert(0, str(vigil_source_path(scratch)))
     return True
+
+
+def portable(path: str | Path) -> str:
+    """PATH as results record it: relative to the checkout or to "~", else only its name.
+
+    Results are committed and shared; the checkout's location, the user's home and other
+    machine-specific folders say nothing about the figures.
+    """
+    path = Path(path).expanduser()
+    if not path.is_absolute():
+        return str(path)
+    for base, shown in ((REPO, ""), (Path.home(), "~/")):
+        if path.is_relative_to(base):
+            return shown + str(path.relative_to(base)) if path != base else shown.rstrip("/") or "."
+    return f".../{path.name}"
+
+
+def portable_json(value: Any) -> Any:
+    """VALUE (dataclass dicts and the like) made JSON-ready, with every Path made `portable`."""
+    return json.loads(json.dumps(value, default=lambda item: portable(item) if isinstance(item, Path) else str(item)))

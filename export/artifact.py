@@ -30,6 +30,7 @@ from vigil.runtime.manifest import (
     sha256_file,
 )
 from vigil.runtime.tokenizer import encode, load_tokenizer
+from vigil.runtime.versions import installed_versions
 
 from . import graphs, int8, validate
 from .checkpoint import DEFAULT_SOURCE, Checkpoint, load_checkpoint
@@ -267,10 +268,4 @@ def _describe_failure(name: str, result: dict[str, Any]) -> str:
 
 def _versions() -> dict[str, str]:
     names = ("vigil", "torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "tokenizers")
-    found = {"python": platform.python_version()}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
+    return {"python": platform.python_version(), **installed_versions(names)}

@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from vigil.runtime.engine import sigmoid
 from vigil.runtime.preprocess import clean_tweet
 
 from .errors import ExportError
@@ -100,13 +101,9 @@ def onnx_logits(path: Path, ids: np.ndarray, mask: np.ndarray, batch_size: int =
     return np.concatenate(chunks).astype(np.float32)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
-
-
 def compare(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> dict:
     """Validation figures of CANDIDATE logits against REFERENCE logits, with the verdict."""
-    ref_p, cand_p = _sigmoid(reference), _sigmoid(candidate)
+    ref_p, cand_p = (sigmoid(x.astype(np.float64), np.float64) for x in (reference, candidate))
     flips = (ref_p >= THRESHOLD) != (cand_p >= THRESHOLD)
     borderline = np.abs(ref_p - THRESHOLD) <= tolerance.borderline_band
     clear = ~borderline

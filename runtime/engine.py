@@ -25,8 +25,8 @@ import onnxruntime as ort
 from .checks import require_int
 from .errors import InputError
 from .manifest import Manifest
-from .preprocess import clean_tweet
 from .model import Model, open_model
+from .preprocess import clean_tweet
 from .providers import plan_sessions
 from .tokenizer import SharedTokenizer
 
@@ -38,10 +38,14 @@ _DEFAULT_THRESHOLD = 0.5
 _Thresholds = Mapping[str, float] | float | None
 
 
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Logistic function that only exponentiates non-positive numbers, so never overflows."""
+def sigmoid(logits: np.ndarray, dtype: type[np.floating] = np.float32) -> np.ndarray:
+    """Logistic function that only exponentiates non-positive numbers, so never overflows.
+
+    It computes in the precision of LOGITS and returns DTYPE: export's validation passes
+    float64 logits and asks for float64, to measure differences far below float32's.
+    """
     small = np.exp(-np.abs(logits))
-    return np.where(logits >= 0, 1.0 / (1.0 + small), small / (1.0 + small)).astype(np.float32, copy=False)
+    return np.where(logits >= 0, 1.0 / (1.0 + small), small / (1.0 + small)).astype(dtype, copy=False)
 
 
 class Classifier:

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-
 from vigil.cli.bench import bench, benchmarks_command
 
 

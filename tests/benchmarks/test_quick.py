@@ -29,6 +29,15 @@ def run_script(*args: str) -> subprocess.CompletedProcess[str]:
     return process
 
 
+def _strings(value: object) -> list[str]:
+    """Every string anywhere in a JSON value."""
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
 def test_quick_run_writes_json_table_and_plots(tmp_path: Path) -> None:
     out = tmp_path / "out"
     process = run_script("-m", "benchmarks.run", "--quick", "--out", str(out), "--cache-dir", str(tmp_path / "cache"))
@@ -55,6 +64,8 @@ def test_quick_run_writes_json_table_and_plots(tmp_path: Path) -> None:
         for target in results["targets"]
         if "optimum" not in target["name"] and "int8" not in target["name"]
     )
+
+    assert not [value for value in _strings(results) if value.startswith(("/", str(Path.home())))], "absolute paths"
 
     table = (out / "results.md").read_text(encoding="utf-8")
     for heading in ("## Throughput, end to end", "## Batch-1 latency", "## Accuracy", "## Service", "## Targets"):

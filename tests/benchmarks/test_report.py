@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from benchmarks.measure import Budget, planned_batches
@@ -68,3 +70,13 @@ def test_planned_batches_is_at_least_one_and_capped_by_count() -> None:
     assert planned_batches(1024, rate=20.0, budget=Budget(2.0, 4096)) == 1
     assert planned_batches(8, rate=400.0, budget=Budget(2.0, 4096)) == 100
     assert planned_batches(8, rate=1e6, budget=Budget(2.0, 64)) == 8
+
+
+def test_results_name_paths_without_the_machine_s_absolute_paths(tmp_path: Path) -> None:
+    from benchmarks.source import REPO, portable, portable_json
+
+    assert portable(REPO / "benchmarks" / "results" / "cpu") == "benchmarks/results/cpu"
+    assert portable(Path.home() / ".cache" / "vigil-bench") == "~/.cache/vigil-bench"
+    assert portable(tmp_path / "tweets") == ".../tweets"
+    assert portable("data/tweets") == "data/tweets"
+    assert portable_json({"out": REPO / "x", "n": 3, "when": None}) == {"out": "x", "n": 3, "when": None}
