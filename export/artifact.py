@@ -12,6 +12,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import platform
+import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -213,7 +214,13 @@ def _step(what: str) -> Iterator[None]:
     log.info("%s ...", what)
     started = time.perf_counter()
     yield
-    log.info("%s: done in %.1f s", what, time.perf_counter() - started)
+    log.info("%s: done in %.1f s (%s)", what, time.perf_counter() - started, _peak_memory())
+
+
+def _peak_memory() -> str:
+    """Peak resident memory so far of this process and of the largest child pass (Linux: KiB)."""
+    gib = [resource.getrusage(who).ru_maxrss / 2**20 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return f"peak RSS {gib[0]:.1f} GiB here, {gib[1]:.1f} GiB in a child pass"
 
 
 def _save_tokenizer(checkpoint: Checkpoint, path: Path, sequence_length: int, pad_id: int) -> None:

@@ -153,7 +153,7 @@ def quantize_int8(
         nodes_to_exclude=list(exclude),
         nodes_to_quantize=list(only) if only is not None else None,
         calibrate_method=CalibrationMethod.MinMax,
-        extra_options={"MatMulConstBOnly": True},
+        extra_options={"MatMulConstBOnly": True, "CalibStridedMinMax": 1},
         calibration_cache_path=cache,
     )
 
@@ -172,15 +172,25 @@ def matmul_nodes(path: Path) -> dict[str, int]:
 
 
 class _Calibration:
-    """Feeds the calibration tweets to the quantizer, 64 at a time."""
+    """Feeds the calibration tweets to the quantizer, 64 at a time.
+
+    With `CalibStridedMinMax` ONNX Runtime reads one batch per range and folds its minima
+    and maxima into the running ranges (exactly the same ranges), so it holds one batch's
+    activations at a time instead of all of them (about 2 GB for the full-size model).
+    """
 
     def __init__(self, ids, mask, batch_size: int = 64) -> None:
-        self._batches = iter(
-            [
-                {INPUT_NAMES[0]: ids[i : i + batch_size], INPUT_NAMES[1]: mask[i : i + batch_size]}
-                for i in range(0, len(ids), batch_size)
-            ]
-        )
+        self._batches = [
+            {INPUT_NAMES[0]: ids[i : i + batch_size], INPUT_NAMES[1]: mask[i : i + batch_size]}
+            for i in range(0, len(ids), batch_size)
+        ]
+        self._pending = iter(self._batches)
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._pending = iter(self._batches[start_index:end_index])
 
     def get_next(self):
-        return next(self._batches, None)
+        return next(self._pending, None)

@@ -24,6 +24,15 @@ def _build_root(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     return Path(cache) / name if cache else tmp_path_factory.mktemp(name)
 
 
+def _exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """CHECKPOINT exported with every variant export keeps, once per session (or cache)."""
+    artifact = pytest.importorskip("vigil.export.artifact")
+    out = _build_root(tmp_path_factory, "artifact") / name
+    if not out.is_dir():
+        artifact.export_artifact(out, str(checkpoint))
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight stand-in with the real config and tokenizer, 2 layers of width 32."""
@@ -37,11 +46,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_artifact(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny stand-in exported with every variant; treat it as read-only."""
-    artifact = pytest.importorskip("vigil.export.artifact")
-    out = _build_root(tmp_path_factory, "artifact") / "tiny"
-    if not out.is_dir():
-        artifact.export_artifact(out, str(tiny_checkpoint))
-    return out
+    return _exported(tiny_checkpoint, tmp_path_factory, "tiny")
 
 
 @pytest.fixture(scope="session")
@@ -80,11 +85,7 @@ def int8_artifact(minilm_checkpoint: Path, tmp_path_factory: pytest.TempPathFact
     little more than 8-bit rounding), so export leaves int8 out of `tiny_artifact`; trained
     weights keep it (max |dp| ~0.09 of 0.1, one layer in fp32).
     """
-    artifact = pytest.importorskip("vigil.export.artifact")
-    out = _build_root(tmp_path_factory, "artifact") / "minilm"
-    if not out.is_dir():
-        artifact.export_artifact(out, str(minilm_checkpoint))
-    return out
+    return _exported(minilm_checkpoint, tmp_path_factory, "minilm")
 
 
 @pytest.fixture(scope="session")
