@@ -5,7 +5,7 @@ Imports only onnxruntime, numpy, tokenizers and the standard library.
 
 from .aggregate import GroupScores, aggregate
 from .batcher import BatcherConfig, BatchRecord
-from .engine import Classifier
+from .engine import Classifier, ScoredBatch
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
 from .manifest import Manifest, Variant
@@ -18,6 +18,7 @@ __all__ = [
     "Variant",
     "clean_tweet",
     "Classifier",
+    "ScoredBatch",
     "Service",
     "BatcherConfig",
     "BatchRecord",
