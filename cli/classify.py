@@ -1,10 +1,10 @@
 """`vigil classify`: score every tweet of a file with an artifact, streaming, into a table.
 
 The command is thin: it parses options, opens the input (`tables.open_table`) and the
-classifier, pairs each batch of `Classifier.iter_predict` probabilities with the rows it
-scored, and hands rows to a writer (`tables.open_writer`). Reading, scoring and writing all
-stream, so memory stays bounded whatever the size of the input; with `--group-by`, only one
-running sum per group is kept.
+classifier, pairs each batch of `Classifier.iter_batches` probabilities with the rows it
+scored by the batch's start index, and hands rows to a writer (`tables.open_writer`).
+Reading, scoring and writing all stream, so memory stays bounded whatever the size of the
+input; with `--group-by`, only one running sum per group is kept.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import warnings
-from collections import deque
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -170,19 +169,19 @@ def _open_classifier(artifact: Path, provider: str, variant: str | None, thresho
 def _scored(clf: Classifier, table: Table, text_column: str, batch_size: int) -> Iterator[Scored]:
     """Each batch of probabilities with the records it scores, in input order.
 
-    `iter_predict` pulls texts as it needs them, so `pending` holds only the records read
-    ahead of the batch being scored.
+    `iter_batches` pulls texts as it needs them and says where each batch starts, so `read`
+    holds only the records read ahead of the batch being scored, each under its index.
     """
-    pending: deque[Record] = deque()
+    read: dict[int, Record] = {}
 
     def texts() -> Iterator[str]:
-        for line, row in table.records:
+        for index, (line, row) in enumerate(table.records):
             text = table.text(line, row, text_column)
-            pending.append((line, row))
+            read[index] = (line, row)
             yield text
 
-    for probs in clf.iter_predict(texts(), batch_size=batch_size):
-        yield [pending.popleft() for _ in range(len(probs))], probs
+    for start, probs in clf.iter_batches(texts(), batch_size=batch_size):
+        yield [read.pop(index) for index in range(start, start + len(probs))], probs
 
 
 def _with_progress(scored: Iterator[Scored], total: int | None, quiet: bool) -> Iterator[Scored]:
