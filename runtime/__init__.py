@@ -3,7 +3,7 @@
 Imports only onnxruntime, numpy, tokenizers and the standard library.
 """
 
-from .aggregate import GroupScores, aggregate
+from .aggregate import GroupAccumulator, GroupScores, GroupTotals, aggregate
 from .batcher import BatcherConfig, BatchRecord
 from .engine import Classifier, ScoredBatch
 from .errors import *  # noqa: F403
@@ -24,4 +24,6 @@ __all__ = [
     "BatchRecord",
     "aggregate",
     "GroupScores",
+    "GroupAccumulator",
+    "GroupTotals",
 ]
