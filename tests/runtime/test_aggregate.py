@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vigil.runtime import Classifier, GroupAccumulator, GroupScores, GroupTotals, aggregate
+from vigil.runtime import (
+    Classifier,
+    GroupAccumulator,
+    GroupScores,
+    GroupTotals,
+    aggregate,
+)
 
 LABELS = ("a", "b", "c")
 
