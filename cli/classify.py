@@ -1,19 +1,17 @@
 """`vigil classify`: score every tweet of a file with an artifact, streaming, into a table.
 
 The command is thin: it parses options, opens the input (`tables.open_table`) and the
-classifier, pairs each batch of `Classifier.iter_predict` probabilities with the rows it
-scored, and hands rows to a writer (`tables.open_writer`). Reading, scoring and writing all
-stream, so memory stays bounded whatever the size of the input; with `--group-by`, only one
-running sum per group is kept.
+classifier, pairs each batch of `Classifier.iter_batches` probabilities with the rows it
+scored by the batch's start index, and hands rows to a writer (`tables.open_writer`).
+Reading, scoring and writing all stream, so memory stays bounded whatever the size of the
+input; with `--group-by`, only one running sum per group is kept.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import warnings
-from collections import deque
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -22,7 +20,7 @@ import numpy as np
 from vigil.files import tables
 from vigil.cli.common import fails_cleanly
 from vigil.files.tables import Record, Table
-from vigil.runtime import Classifier, GroupScores, aggregate
+from vigil.runtime import Classifier, GroupAccumulator, GroupScores
 from vigil.runtime.errors import InputError
 from vigil.runtime.providers import PROVIDER_CHOICES
 
@@ -170,19 +168,19 @@ def _open_classifier(artifact: Path, provider: str, variant: str | None, thresho
 def _scored(clf: Classifier, table: Table, text_column: str, batch_size: int) -> Iterator[Scored]:
     """Each batch of probabilities with the records it scores, in input order.
 
-    `iter_predict` pulls texts as it needs them, so `pending` holds only the records read
-    ahead of the batch being scored.
+    `iter_batches` pulls texts as it needs them and says where each batch starts, so `read`
+    holds only the records read ahead of the batch being scored, each under its index.
     """
-    pending: deque[Record] = deque()
+    read: dict[int, Record] = {}
 
     def texts() -> Iterator[str]:
-        for line, row in table.records:
+        for index, (line, row) in enumerate(table.records):
             text = table.text(line, row, text_column)
-            pending.append((line, row))
+            read[index] = (line, row)
             yield text
 
-    for probs in clf.iter_predict(texts(), batch_size=batch_size):
-        yield [pending.popleft() for _ in range(len(probs))], probs
+    for start, probs in clf.iter_batches(texts(), batch_size=batch_size):
+        yield [read.pop(index) for index in range(start, start + len(probs))], probs
 
 
 def _with_progress(scored: Iterator[Scored], total: int | None, quiet: bool) -> Iterator[Scored]:
@@ -243,10 +241,10 @@ def _shortest(probs: np.ndarray) -> np.ndarray:
 
 def _write_groups(clf: Classifier, table: Table, scored: Iterator[Scored], group_by: str, output: Path | None) -> None:
     """One output row per group, in order of first appearance: see `aggregate`."""
-    totals = _GroupTotals()
+    accumulator = GroupAccumulator(clf.labels)
     for records, probs in scored:
-        totals.add([table.key(line, row, group_by) for line, row in records], probs)
-    _write_group_scores(totals.scores(clf.labels, clf.thresholds), clf.labels, output)
+        accumulator.add([table.key(line, row, group_by) for line, row in records], probs)
+    _write_group_scores(accumulator.result(clf.thresholds), clf.labels, output)
 
 
 def _write_group_scores(scores: GroupScores, labels: Sequence[str], output: Path | None) -> None:
@@ -257,33 +255,3 @@ def _write_group_scores(scores: GroupScores, labels: Sequence[str], output: Path
     with tables.open_writer(output, ["group", *types], types) as writer:
         writer.write(scores.to_rows())
 
-
-class _GroupTotals:
-    """Running row count and float64 probability sums per group, batch after batch.
-
-    `aggregate` takes every probability at once, which would hold the whole input; this
-    holds one row per group. `scores` then hands `aggregate` one row per group, the group's
-    mean (the mean of one row is that row), so the library still owns the rounding and the
-    threshold rule, and puts back the true counts.
-    """
-
-    def __init__(self) -> None:
-        self._counts: dict[Hashable, int] = {}
-        self._sums: dict[Hashable, np.ndarray] = {}
-
-    def add(self, keys: Sequence[Hashable], probs: np.ndarray) -> None:
-        """Count each row of PROBS towards the group of the same position in KEYS."""
-        for key, row in zip(keys, np.asarray(probs, dtype=np.float64)):
-            if key in self._sums:
-                self._sums[key] += row
-                self._counts[key] += 1
-            else:
-                self._sums[key] = row.copy()
-                self._counts[key] = 1
-
-    def scores(self, labels: Sequence[str], thresholds: np.ndarray) -> GroupScores:
-        """Each group's count, mean per label and flag (mean >= threshold)."""
-        groups = list(self._sums)
-        counts = np.array([self._counts[group] for group in groups], dtype=np.int64)
-        sums = np.array([self._sums[group] for group in groups]).reshape(len(groups), len(labels))
-        return dataclasses.replace(aggregate(sums / counts[:, None], groups, labels, thresholds), counts=counts)

@@ -3,9 +3,9 @@
 Imports only onnxruntime, numpy, tokenizers and the standard library.
 """
 
-from .aggregate import GroupScores, aggregate
+from .aggregate import GroupAccumulator, GroupScores, GroupTotals, aggregate
 from .batcher import BatcherConfig, BatchRecord
-from .engine import Classifier
+from .engine import Classifier, ScoredBatch
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
 from .manifest import Manifest, Variant
@@ -18,9 +18,12 @@ __all__ = [
     "Variant",
     "clean_tweet",
     "Classifier",
+    "ScoredBatch",
     "Service",
     "BatcherConfig",
     "BatchRecord",
     "aggregate",
     "GroupScores",
+    "GroupAccumulator",
+    "GroupTotals",
 ]

@@ -1,8 +1,8 @@
 """`Classifier`: tweets in, the model card's probabilities out, as fast as the model runs.
 
 Each batch goes: type check, `clean_tweet` (the card's cleaning), tokenization to
-[n, sequence_length], the model, a sigmoid. Bulk scoring (`predict`, `iter_predict`) runs
-the first three steps of the next batches on one background thread (the tokenizer is shared),
+[n, sequence_length], the model, a sigmoid. Bulk scoring (`predict`, `iter_predict`,
+`iter_batches`) runs the first three steps of the next batches on one background thread (the tokenizer is shared),
 while the calling thread runs the model on the current one; at most `_PREFETCH` batches are
 read ahead, so memory stays bounded however long the input. The calling thread also reads
 the input iterable, so a generator never has to be thread-safe.
@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain, islice
 from types import TracebackType
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -30,12 +31,24 @@ from .preprocess import clean_tweet
 from .providers import plan_sessions
 from .tokenizer import SharedTokenizer
 
-__all__ = ["Classifier", "sigmoid"]
+__all__ = ["Classifier", "ScoredBatch", "sigmoid"]
 
 _PREFETCH = 2
 _DEFAULT_THRESHOLD = 0.5
 
 _Thresholds = Mapping[str, float] | float | None
+
+
+class ScoredBatch(NamedTuple):
+    """One batch of `Classifier.iter_batches`: where it starts in the input, and its scores.
+
+    Attributes:
+        start: Index, in the whole input, of the batch's first text.
+        probabilities: float32 [batch length, n_labels].
+    """
+
+    start: int
+    probabilities: np.ndarray
 
 
 def sigmoid(logits: np.ndarray, dtype: type[np.floating] = np.float32) -> np.ndarray:
@@ -178,6 +191,17 @@ class Classifier:
         Raises:
             InputError: When the batch holding a non-str item is reached.
         """
+        return (batch.probabilities for batch in self.iter_batches(texts, batch_size=batch_size))
+
+    def iter_batches(self, texts: Iterable[str], *, batch_size: int = 64) -> Iterator[ScoredBatch]:
+        """Like `iter_predict`, with each batch's start index in TEXTS.
+
+        A caller that pairs texts with other data (the rows they came from) looks its rows up
+        by `start` rather than trusting that it counted along in step.
+
+        Raises:
+            InputError: When the batch holding a non-str item is reached.
+        """
         require_int("batch_size", batch_size, 1)
         if isinstance(texts, str):
             raise TypeError("texts must be an iterable of str, got one str; wrap it in a list")
@@ -185,25 +209,29 @@ class Classifier:
             raise RuntimeError("this Classifier is closed")
         return self._scored_batches(iter(texts), batch_size)
 
-    def _scored_batches(self, texts: Iterator[str], batch_size: int) -> Iterator[np.ndarray]:
+    def _scored_batches(self, texts: Iterator[str], batch_size: int) -> Iterator[ScoredBatch]:
         batches = _batches(texts, batch_size)
         first, second = next(batches, None), next(batches, None)
         if first is None:
             return
         if second is None:  # a single batch (batch-1 latency): nothing to overlap with
-            yield self.score(*self.encode(first[1], start=first[0]))
+            yield ScoredBatch(first[0], self.score(*self.encode(first[1], start=first[0])))
             return
-        pending: deque[Future[tuple[np.ndarray, np.ndarray]]] = deque()
+        pending: deque[tuple[int, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
         try:
             for start, batch in chain((first, second), batches):
-                pending.append(self._prefetcher.submit(self.encode, batch, start=start))
+                pending.append((start, self._prefetcher.submit(self.encode, batch, start=start)))
                 if len(pending) > _PREFETCH:
-                    yield self.score(*pending.popleft().result())
+                    yield self._score_pending(pending.popleft())
             while pending:
-                yield self.score(*pending.popleft().result())
+                yield self._score_pending(pending.popleft())
         finally:
-            for future in pending:  # the consumer stopped early: skip what is still queued
+            for _, future in pending:  # the consumer stopped early: skip what is still queued
                 future.cancel()
+
+    def _score_pending(self, pending: tuple[int, Future[tuple[np.ndarray, np.ndarray]]]) -> ScoredBatch:
+        start, encoded = pending
+        return ScoredBatch(start, self.score(*encoded.result()))
 
     def encode(self, texts: Sequence[str], *, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Check, clean and tokenize TEXTS (on any thread: the tokenizer is shared).

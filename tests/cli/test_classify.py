@@ -20,7 +20,7 @@ from helpers import write_rows
 from vigil.cli.main import main
 from vigil.cli import classify as classify_module
 from vigil.files.tables import Table
-from vigil.runtime import Classifier
+from vigil.runtime import Classifier, aggregate
 
 TWEETS = [
     "Protesters gather downtown as police close the main square",
@@ -233,6 +233,9 @@ def test_group_by_equals_an_independent_computation(tiny_artifact: Path, clf: Cl
         np.testing.assert_allclose(columns_of([row], clf.labels)[0], mean, rtol=0, atol=1e-6)
         flags = [str(row[f"{label}_flag"]) == "True" for label in clf.labels]
         assert flags == (mean.astype(np.float32) >= clf.thresholds).tolist()
+    # Bit for bit the library's: the command's batches, summed in the same order.
+    want = aggregate(clf.predict(TWEETS, batch_size=16), [row["place"] for row in rows], clf.labels, clf.thresholds)
+    np.testing.assert_array_equal(columns_of(written, clf.labels), want.means)
 
 
 def test_group_by_null_and_numbers_in_jsonl(tiny_artifact: Path, tmp_path: Path) -> None:

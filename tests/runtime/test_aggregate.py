@@ -1,4 +1,4 @@
-"""Tests for vigil.runtime.aggregate, against a plain Python loop over the rows."""
+"""Tests for vigil.runtime.aggregate against a plain Python loop over the rows, and GroupAccumulator against aggregate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vigil.runtime import Classifier, GroupScores, aggregate
+from vigil.runtime import (
+    Classifier,
+    GroupAccumulator,
+    GroupScores,
+    GroupTotals,
+    aggregate,
+)
 
 LABELS = ("a", "b", "c")
 
@@ -101,3 +107,88 @@ def test_flags_compare_in_float32_as_the_classifier_thresholds_are() -> None:
     p = np.float32(0.7)
     scores = aggregate(np.array([[p]], dtype=np.float32), ["g"], ["a"], np.array([0.7]))
     assert scores.flags.tolist() == [[True]]
+
+
+# --- GroupAccumulator -------------------------------------------------------------------
+
+
+def uneven_chunks(n: int, seed: int) -> list[slice]:
+    """Consecutive slices of 0 to 97 rows covering range(n), empty ones included."""
+    rng, start, chunks = random.Random(seed), 0, []
+    while start < n:
+        size = rng.choice([0, 1, 2, 7, 64, 97])
+        chunks.append(slice(start, start + size))
+        start += size
+    return chunks
+
+
+def assert_same_scores(got: GroupScores, want: GroupScores) -> None:
+    """Bit for bit: keys and their order, labels, and every array's dtype, shape and values."""
+    assert got.groups == want.groups and got.labels == want.labels
+    for name in ("counts", "means", "flags"):
+        got_array, want_array = getattr(got, name), getattr(want, name)
+        assert got_array.dtype == want_array.dtype, name
+        np.testing.assert_array_equal(got_array, want_array, err_msg=name, strict=True)
+
+
+def test_an_accumulator_fed_in_uneven_chunks_equals_aggregate_exactly() -> None:
+    rng = np.random.default_rng(5)
+    n = 20_000
+    groups = rng.integers(0, 1500, n).tolist()  # many groups, most first seen in a late chunk
+    probabilities = rng.random((n, 3), dtype=np.float32)
+    thresholds = np.array([0.5, 0.49, 0.51], dtype=np.float32)
+    accumulator = GroupAccumulator(LABELS)
+    for chunk in uneven_chunks(n, seed=5):
+        accumulator.add(groups[chunk], probabilities[chunk])
+    assert_same_scores(accumulator.result(thresholds), aggregate(probabilities, groups, LABELS, thresholds))
+
+
+def test_sums_add_row_after_row_in_input_order_whatever_the_chunks() -> None:
+    """1 is lost next to 1e20 in float64: a sum of per-chunk subtotals would give 1/3, not 0."""
+    probabilities = np.array([[1.0], [1e20], [-1e20]])
+    accumulator = GroupAccumulator(["a"])
+    accumulator.add(["g"], probabilities[:1])
+    accumulator.add(["g", "g"], probabilities[1:])
+    assert accumulator.result(np.array([0.5])).means.tolist() == [[0.0]]
+    assert aggregate(probabilities, ["g"] * 3, ["a"], np.array([0.5])).means.tolist() == [[0.0]]
+
+
+def test_totals_carry_over_to_another_accumulator() -> None:
+    """Blocks accumulated apart, then added up in block order (what distributed/groups.py does)."""
+    rng = np.random.default_rng(8)
+    groups = rng.choice(["x", "y", "z"], 300).tolist()
+    probabilities = rng.random((300, 3), dtype=np.float32)
+    merged = GroupAccumulator(LABELS)
+    for block in (slice(0, 120), slice(120, 121), slice(121, 300)):
+        part = GroupAccumulator(LABELS)
+        part.add(groups[block], probabilities[block])
+        totals = part.totals()
+        assert isinstance(totals, GroupTotals) and totals.sums.dtype == np.float64
+        merged.add_totals(totals)
+    got, want = merged.result(np.full(3, 0.5)), aggregate(probabilities, groups, LABELS, np.full(3, 0.5))
+    assert got.groups == want.groups and got.counts.tolist() == want.counts.tolist()
+    np.testing.assert_allclose(got.means, want.means, rtol=1e-6, atol=0)
+
+
+def test_a_refused_batch_leaves_the_accumulator_as_it_was() -> None:
+    accumulator = GroupAccumulator(LABELS)
+    accumulator.add(["x", "y"], np.full((2, 3), 0.25))
+    before = accumulator.totals()
+    with pytest.raises(TypeError, match="unhashable"):
+        accumulator.add(["new", ["a", "list"]], np.ones((2, 3)))
+    with pytest.raises(ValueError, match="one group per row"):
+        accumulator.add(["new"], np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"need sums \[n, 3\]"):
+        accumulator.add_totals(GroupTotals(("new",), np.array([1]), np.ones((1, 2))))
+    with pytest.raises(ValueError, match="a count and a row of sums per group"):
+        accumulator.add_totals(GroupTotals(("new", "other"), np.array([1]), np.ones((2, 3))))
+    after = accumulator.totals()
+    assert after.groups == before.groups == ("x", "y")
+    np.testing.assert_array_equal(after.counts, before.counts)
+    np.testing.assert_array_equal(after.sums, before.sums)
+    assert accumulator.result(np.full(3, 0.5)).means.tolist() == [[0.25] * 3] * 2
+
+
+def test_an_empty_accumulator_has_no_groups() -> None:
+    scores = GroupAccumulator(LABELS).result(np.full(3, 0.5))
+    assert scores.groups == () and scores.means.shape == (0, 3) and scores.counts.dtype == np.int64

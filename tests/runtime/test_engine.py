@@ -20,7 +20,14 @@ import onnxruntime as ort
 import pytest
 from model_card import card_clean_tweet
 
-from vigil.runtime import Classifier, InputError, Manifest, ProviderError, VigilError
+from vigil.runtime import (
+    Classifier,
+    InputError,
+    Manifest,
+    ProviderError,
+    ScoredBatch,
+    VigilError,
+)
 from vigil.runtime import engine as engine_module
 from vigil.runtime.tokenizer import encode, load_tokenizer
 
@@ -146,6 +153,8 @@ def test_a_closed_classifier_refuses_work_and_closes_twice(tiny_artifact: Path) 
         classifier.predict(["x"])
     with pytest.raises(RuntimeError, match="closed"):
         classifier.iter_predict(["x"])
+    with pytest.raises(RuntimeError, match="closed"):
+        classifier.iter_batches(["x"])
 
 
 # --- scoring ----------------------------------------------------------------------------
@@ -185,6 +194,18 @@ def test_iter_predict_streams_one_array_per_batch_in_order(classifier: Classifie
     parts = list(classifier.iter_predict(generator, batch_size=64))
     assert [len(p) for p in parts] == [64, 64, 64, 58]
     np.testing.assert_allclose(np.concatenate(parts), reference(tweets[:250]), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("count", "starts"), [(130, [0, 50, 100]), (20, [0])])  # prefetched; one batch
+def test_iter_batches_gives_each_batch_its_start_in_the_input(
+    classifier: Classifier, reference, tweets: list[str], count: int, starts: list[int]
+) -> None:
+    batches = list(classifier.iter_batches(iter(tweets[:count]), batch_size=50))
+    assert all(isinstance(batch, ScoredBatch) for batch in batches)
+    assert [batch.start for batch in batches] == starts
+    for start, probabilities in batches:
+        texts = tweets[:count][start:start + 50]
+        np.testing.assert_allclose(probabilities, reference(texts), rtol=0, atol=1e-6)
 
 
 def test_iter_predict_reads_only_a_bounded_distance_ahead(classifier: Classifier) -> None:
