@@ -9,13 +9,18 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
-
 from vigil.runtime.errors import VigilError
 
-__all__ = ["fails_cleanly", "quiet_transformers"]
+__all__ = ["fail", "fails_cleanly", "quiet_transformers"]
+
+
+def fail(message: str) -> NoReturn:
+    """Print MESSAGE as the one `error: ` line on stderr and exit 1: every refusal reads the same."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
 
 
 def fails_cleanly(extra: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -31,11 +36,9 @@ def fails_cleanly(extra: str) -> Callable[[Callable[..., Any]], Callable[..., An
             try:
                 return command(*args, **kwargs)
             except VigilError as exc:
-                click.echo(f"error: {exc}", err=True)
-                sys.exit(1)
+                fail(str(exc))
             except ModuleNotFoundError as exc:
-                click.echo(f"error: {exc.name} is not installed: pip install 'vigil[{extra}]'", err=True)
-                sys.exit(1)
+                fail(f"{exc.name} is not installed: pip install 'vigil[{extra}]'")
 
         return wrapper
 

@@ -1,0 +1,50 @@
+"""Every `vigil` refusal, click's own included, is one `error: ` line on stderr and exit status 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from vigil.cli.main import main
+
+
+def invoke(*argv: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(arg) for arg in argv], prog_name="vigil", catch_exceptions=False)
+
+
+def the_error_line(result: Result) -> str:
+    """The one `error: ` line, which is the last line of stderr."""
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if line.startswith(("error: ", "Error: "))] == lines[-1:], result.stderr
+    return lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["nope"], "error: No such command 'nope'."),
+        (["classify"], "error: Missing argument 'ARTIFACT'."),
+        (["classify", "x", "-", "--bogus"], "error: No such option '--bogus'."),
+        (["serve", "x", "--port", "many"], "error: Invalid value for '--port': 'many'"),
+        (["evaluate"], "error: Missing argument"),
+        (["export-triton", "a", "r", "--max-batch-size", "0"], "error: Invalid value for '--max-batch-size'"),
+    ],
+)
+def test_usage_errors_are_one_error_line_and_exit_1(argv: list[str], message: str) -> None:
+    result = invoke(*argv)
+    assert result.exit_code == 1
+    assert the_error_line(result).startswith(message)
+    assert result.stderr.startswith("Usage: vigil")  # the usage line stays, above the error
+
+
+def test_a_click_exception_of_a_command_is_one_error_line(tiny_checkpoint: Path) -> None:
+    result = invoke("standin", tiny_checkpoint, "--size", "tiny")  # the directory exists
+    assert result.exit_code == 1
+    assert the_error_line(result).startswith("error: ") and str(tiny_checkpoint) in result.stderr
+
+
+def test_help_still_exits_0() -> None:
+    result = invoke("classify", "--help")
+    assert result.exit_code == 0
+    assert "Usage: vigil classify" in result.stdout and not result.stderr
