@@ -90,7 +90,7 @@ def _output(ctx: click.Context, param: click.Parameter, value: Path | None) -> P
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", is_eager=True, metavar="[ADDRESS]",
               help="Score on a Ray cluster: join ADDRESS, or start a local one without. INPUT is a Parquet "
                    "file or directory of them; OUTPUT a new Parquet directory.")
-@fails_cleanly("cpu")
+@fails_cleanly
 def classify(
     artifact: Path,
     input_path: str,

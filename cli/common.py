@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
-from vigil.runtime.errors import VigilError
+from vigil.runtime.errors import MissingDependencyError, VigilError
 
-__all__ = ["fail", "fails_cleanly", "quiet_transformers"]
+__all__ = ["EXTRAS", "fail", "fails_cleanly", "quiet_transformers"]
 
 
 def fail(message: str) -> NoReturn:
@@ -23,26 +23,39 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def fails_cleanly(extra: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+# The vigil extra that installs each optional top-level module (pyproject's optional-dependencies).
+EXTRAS = {
+    "torch": "export", "transformers": "export", "onnx": "export", "safetensors": "export",
+    "pyarrow": "files",
+    "fastapi": "serve", "uvicorn": "serve", "prometheus_client": "serve",
+    "tritonclient": "triton",
+    "sklearn": "evaluate",
+    "ray": "ray",
+    "matplotlib": "bench",
+    "onnxruntime": "cpu",
+}
+
+
+def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
     """Print a VigilError, or a missing optional dependency, as one line and exit 1.
 
-    EXTRA names the install extra that brings the command's optional dependencies, so the
-    hint says exactly what to install.
+    Only a module some extra installs gets the install hint; any other missing module
+    (`vigil.nonexistent`, say) is a bug, and keeps its traceback.
     """
 
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(command)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return command(*args, **kwargs)
-            except VigilError as exc:
-                fail(str(exc))
-            except ModuleNotFoundError as exc:
-                fail(f"{exc.name} is not installed: pip install 'vigil[{extra}]'")
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except VigilError as exc:
+            fail(str(exc))
+        except ModuleNotFoundError as exc:
+            module = (exc.name or "").partition(".")[0]
+            if module not in EXTRAS:
+                raise
+            fail(str(MissingDependencyError(module, EXTRAS[module])))
 
-        return wrapper
-
-    return decorate
+    return wrapper
 
 
 def quiet_transformers() -> None:

@@ -23,7 +23,7 @@ import click
 from vigil.cli.common import fails_cleanly, quiet_transformers
 from vigil.cli.classify import _thresholds
 from vigil.runtime.providers import PROVIDER_CHOICES
-from vigil.runtime.errors import VigilError
+from vigil.runtime.errors import MissingDependencyError
 from vigil.files.atomic import write_json_atomic
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ _quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
               help="Write every figure as JSON to this file, or to stdout (instead of the table) with '-'.")
 @_batch_size
 @_quiet
-@fails_cleanly("evaluate")
+@fails_cleanly
 def evaluate_command(
     artifact: Path,
     data: Path,
@@ -117,7 +117,7 @@ def evaluate_command(
 @_text_column
 @_batch_size
 @_quiet
-@fails_cleanly("evaluate")
+@fails_cleanly
 def calibrate_command(
     artifact: Path,
     data: Path,
@@ -162,7 +162,7 @@ def calibrate_command(
 def _require_scikit_learn() -> None:
     """A one-line error with the install hint, rather than a traceback, without scikit-learn."""
     if importlib.util.find_spec("sklearn") is None:
-        raise VigilError("this command needs scikit-learn, which is not installed: pip install 'vigil[evaluate]'")
+        raise MissingDependencyError("scikit-learn", "evaluate", "this command")
 
 
 def _progress(data: LabelledData, quiet: bool) -> tqdm:

@@ -70,7 +70,7 @@ def main(verbose: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
 @click.option("--vocab", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="WordPiece vocabulary (default: the smaller-LaBSE vocab shipped with vigil).")
-@fails_cleanly("export,cpu")
+@fails_cleanly
 def standin(out: Path, size: str, seed: int, vocab: Path | None) -> None:
     """Write a RANDOM-WEIGHT stand-in checkpoint with the real model's config and tokenizer."""
     from vigil.export.standin import FULL, TINY, write_standin
@@ -93,7 +93,7 @@ def standin(out: Path, size: str, seed: int, vocab: Path | None) -> None:
               help="Comma-separated variants to write; fp16 is required (fp16-fused comes with it).")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Calibrate int8 on these tweets (one per line; default: the bundled calibration sample).")
-@fails_cleanly("export,cpu")
+@fails_cleanly
 def export_command(
     paths: tuple[str, ...], revision: str | None, force: bool, sample: Path | None, variants: str,
     calibration: Path | None,

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from vigil.files import tables
 from vigil.files.atomic import renamed_on_success
 from vigil.runtime import Classifier
-from vigil.runtime.errors import InputError, VigilError
+from vigil.runtime.errors import InputError, MissingDependencyError, VigilError
 
 __all__ = ["classify_on_ray", "parquet_files", "require_ray"]
 
@@ -31,7 +31,7 @@ def require_ray() -> None:
     try:
         import ray.data  # noqa: F401
     except ModuleNotFoundError:
-        raise VigilError("--ray needs Ray Data, which is not installed: pip install 'vigil[ray]'") from None
+        raise MissingDependencyError("Ray Data", "ray", "--ray") from None
 
 
 def parquet_files(source: str) -> list[Path]:

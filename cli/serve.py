@@ -51,7 +51,7 @@ __all__ = ["serve"]
 @click.option("--api-key-env", metavar="VAR",
               help="Require 'Authorization: Bearer KEY' on /v1/* and /metrics, KEY read from environment variable "
                    "VAR. /healthz and /readyz stay open for probes.")
-@fails_cleanly("serve,cpu")
+@fails_cleanly
 def serve(
     artifact: Path,
     host: str,

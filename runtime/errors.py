@@ -4,6 +4,7 @@
     ├── ArtifactError          the artifact directory or its manifest is unusable
     ├── ProviderError          a requested execution provider or precision is unavailable
     ├── InputError             a text or an input file is not acceptable
+    ├── MissingDependencyError an optional dependency (a vigil extra) is not installed
     └── BatcherError           the dynamic batcher cannot take or finish a request
         ├── OverloadedError    its queue stayed full for the whole submit timeout
         └── BatcherClosedError it was closed before the request was submitted
@@ -22,6 +23,7 @@ __all__ = [
     "ArtifactError",
     "ProviderError",
     "InputError",
+    "MissingDependencyError",
     "BatcherError",
     "OverloadedError",
     "BatcherClosedError",
@@ -42,6 +44,19 @@ class ProviderError(VigilError):
 
 class InputError(VigilError, ValueError):
     """A text, or a row of an input file, cannot be scored."""
+
+
+class MissingDependencyError(VigilError):
+    """An optional dependency is not installed; the message names the extra that brings it.
+
+    The one spelling of the install hint, whoever finds the package missing.
+    """
+
+    def __init__(self, package: str, extra: str, purpose: str | None = None) -> None:
+        needs = f"{purpose} needs {package}, which is" if purpose else f"{package} is"
+        super().__init__(f"{needs} not installed: pip install 'vigil[{extra}]'")
+        self.package = package
+        self.extra = extra
 
 
 class BatcherError(VigilError):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from vigil.cli.common import fails_cleanly
 from vigil.cli.main import main
 
 
@@ -48,3 +51,29 @@ def test_help_still_exits_0() -> None:
     result = invoke("classify", "--help")
     assert result.exit_code == 0
     assert "Usage: vigil classify" in result.stdout and not result.stderr
+
+
+@fails_cleanly
+def importing(module: str) -> None:
+    importlib.import_module(module)
+
+
+@pytest.mark.parametrize(("module", "hint"), [
+    ("torch.nn", "error: torch is not installed: pip install 'vigil[export]'"),
+    ("sklearn", "error: sklearn is not installed: pip install 'vigil[evaluate]'"),
+])
+def test_a_missing_extra_gets_its_install_hint(
+    module: str, hint: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # its import raises ModuleNotFoundError
+    with pytest.raises(SystemExit) as exited:
+        importing(module)
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == hint + "\n"
+
+
+@pytest.mark.parametrize("module", ["vigil.nonexistent", "no_such_module_of_any_extra"])
+def test_any_other_missing_module_is_not_hidden(module: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ModuleNotFoundError, match=module):
+        importing(module)
+    assert capsys.readouterr().err == ""
