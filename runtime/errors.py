@@ -5,9 +5,10 @@
     ├── ProviderError          a requested execution provider or precision is unavailable
     ├── InputError             a text or an input file is not acceptable
     ├── MissingDependencyError an optional dependency (a vigil extra) is not installed
-    └── BatcherError           the dynamic batcher cannot take or finish a request
-        ├── OverloadedError    its queue stayed full for the whole submit timeout
-        └── BatcherClosedError it was closed before the request was submitted
+    ├── BatcherError           the dynamic batcher cannot take or finish a request
+    │   ├── OverloadedError    its queue stayed full for the whole submit timeout
+    │   └── BatcherClosedError it was closed before the request was submitted (a ClosedError too)
+    └── ClosedError            a closed Classifier or batcher was asked for work (a RuntimeError too)
 
 vigil.export adds ExportError (and its ValidationError) under VigilError, in
 `vigil.export.errors`, so that the lean runtime carries nothing of export's.
@@ -27,6 +28,7 @@ __all__ = [
     "BatcherError",
     "OverloadedError",
     "BatcherClosedError",
+    "ClosedError",
 ]
 
 
@@ -59,6 +61,14 @@ class MissingDependencyError(VigilError):
         self.extra = extra
 
 
+class ClosedError(VigilError, RuntimeError):
+    """Work was asked of a Classifier or batcher after it was closed.
+
+    Also a RuntimeError, which closed objects raised before this class existed, so that
+    callers catching RuntimeError keep working.
+    """
+
+
 class BatcherError(VigilError):
     """The dynamic batcher cannot accept or complete a request."""
 
@@ -67,5 +77,5 @@ class OverloadedError(BatcherError):
     """The request queue stayed full for the whole submit timeout."""
 
 
-class BatcherClosedError(BatcherError):
+class BatcherClosedError(BatcherError, ClosedError):
     """A request was submitted after the batcher was closed."""

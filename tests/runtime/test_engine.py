@@ -20,7 +20,7 @@ import onnxruntime as ort
 import pytest
 from model_card import card_clean_tweet
 
-from vigil.runtime import Classifier, InputError, Manifest, ProviderError, VigilError
+from vigil.runtime import Classifier, ClosedError, InputError, Manifest, ProviderError, VigilError
 from vigil.runtime import engine as engine_module
 from vigil.runtime.tokenizer import encode, load_tokenizer
 
@@ -142,10 +142,12 @@ def test_a_closed_classifier_refuses_work_and_closes_twice(tiny_artifact: Path) 
     classifier = open_tiny(tiny_artifact)
     classifier.close()
     classifier.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ClosedError, match="this Classifier is closed"):
         classifier.predict(["x"])
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ClosedError, match="this Classifier is closed"):
         classifier.iter_predict(["x"])
+    with pytest.raises(RuntimeError):  # what callers caught before ClosedError
+        _ = classifier.model
 
 
 # --- scoring ----------------------------------------------------------------------------
