@@ -20,7 +20,7 @@ import click
 import numpy as np
 
 from vigil.files import tables
-from vigil.cli.common import fails_cleanly
+from vigil.cli.common import fails_cleanly, warn_if_standin
 from vigil.files.tables import Record, Table
 from vigil.runtime import Classifier, GroupScores, aggregate
 from vigil.runtime.errors import InputError
@@ -28,7 +28,6 @@ from vigil.runtime.providers import PROVIDER_CHOICES
 
 __all__ = ["classify"]
 
-_STANDIN_WARNING = "WARNING: RANDOM-WEIGHT STAND-IN: scores are meaningless"
 
 Thresholds = float | dict[str, float] | None
 Scored = tuple[list[Record], np.ndarray]
@@ -162,8 +161,7 @@ def _open_classifier(artifact: Path, provider: str, variant: str | None, thresho
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*random-weight stand-in", category=UserWarning)
         clf = Classifier.open(artifact, provider=provider, variant=variant, thresholds=thresholds)
-    if clf.random_weights:
-        click.echo(_STANDIN_WARNING, err=True)
+    warn_if_standin(clf.random_weights)
     return clf
 
 

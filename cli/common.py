@@ -13,8 +13,9 @@ from typing import Any, NoReturn
 
 import click
 from vigil.runtime.errors import MissingDependencyError, VigilError
+from vigil.runtime.manifest import STANDIN_WARNING
 
-__all__ = ["EXTRAS", "fail", "fails_cleanly", "quiet_transformers"]
+__all__ = ["EXTRAS", "fail", "fails_cleanly", "quiet_transformers", "warn_if_standin"]
 
 
 def fail(message: str) -> NoReturn:
@@ -56,6 +57,12 @@ def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(MissingDependencyError(module, EXTRAS[module])))
 
     return wrapper
+
+
+def warn_if_standin(random_weights: bool) -> None:
+    """One stderr line when an artifact's weights are a random stand-in: its scores mean nothing."""
+    if random_weights:
+        click.echo(f"WARNING: {STANDIN_WARNING}", err=True)
 
 
 def quiet_transformers() -> None:

@@ -24,6 +24,7 @@ from vigil.cli.common import fails_cleanly, quiet_transformers
 from vigil.cli.classify import _thresholds
 from vigil.runtime.providers import PROVIDER_CHOICES
 from vigil.runtime.errors import MissingDependencyError
+from vigil.runtime.manifest import STANDIN_WARNING
 from vigil.files.atomic import write_json_atomic
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["evaluate_command", "calibrate_command"]
 
 _STDOUT = "-"
-_STANDIN = "RANDOM-WEIGHT STAND-IN: its scores are meaningless"
 
 _artifact = click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
 _data = click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -187,7 +187,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _header(artifact: str, variant: str, provider: str, random_weights: bool, data: LabelledData) -> str:
-    standin = f"  {_STANDIN}" if random_weights else ""
+    standin = f"  {STANDIN_WARNING}" if random_weights else ""
     return f"{artifact}: variant {variant} on {provider}{standin}\n{data.path}: {len(data.texts):,} tweets"
 
 

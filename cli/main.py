@@ -16,7 +16,7 @@ from typing import Any
 import click
 from vigil.cli.bench import bench
 from vigil.cli.classify import classify
-from vigil.cli.common import fail, fails_cleanly, quiet_transformers
+from vigil.cli.common import fail, fails_cleanly, quiet_transformers, warn_if_standin
 from vigil.cli.evaluate import calibrate_command, evaluate_command
 from vigil.cli.serve import serve
 from vigil.cli.triton import export_triton, triton_serve
@@ -113,8 +113,7 @@ def export_command(
 
 
 def _print_export_summary(out: str, manifest: dict[str, Any]) -> None:
-    if manifest["source"]["random_weights"]:
-        click.echo("WARNING: RANDOM-WEIGHT STAND-IN: these scores mean nothing", err=True)
+    warn_if_standin(manifest["source"]["random_weights"])
     if "int8_omitted" in manifest:
         click.echo(f"WARNING: no int8 variant: {manifest['int8_omitted']['reason']}; CPUs run fp32", err=True)
     click.echo(f"exported {manifest['source']['id']} to {out} in {manifest['export_seconds']} s")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from vigil.cli.common import warn_if_standin
 from vigil.runtime.errors import VigilError
 from vigil.runtime.manifest import Manifest
 
@@ -94,8 +95,7 @@ def export_triton(
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         target = export_triton_repository(artifact, repo, config, force=force)
-        if Manifest.load(target).random_weights:
-            click.echo("WARNING: RANDOM-WEIGHT STAND-IN: these scores mean nothing", err=True)
+        warn_if_standin(Manifest.load(target).random_weights)
     click.echo(f"wrote Triton model {name!r} to {target}; serve it with: tritonserver --model-repository {repo}")
 
 

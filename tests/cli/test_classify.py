@@ -21,6 +21,7 @@ from vigil.cli.main import main
 from vigil.cli import classify as classify_module
 from vigil.files.tables import Table
 from vigil.runtime import Classifier
+from vigil.runtime.manifest import STANDIN_WARNING
 
 TWEETS = [
     "Protesters gather downtown as police close the main square",
@@ -132,7 +133,7 @@ def test_format_option_overrides_the_extension(tiny_artifact: Path, clf: Classif
 
 def test_standin_warning_is_one_line(tiny_artifact: Path, tmp_path: Path) -> None:
     result = run(tiny_artifact, write_rows(tmp_path / "in.txt", [{"text": "hello"}]))
-    assert result.stderr.count("RANDOM-WEIGHT STAND-IN: scores are meaningless") == 1
+    assert result.stderr.count(STANDIN_WARNING) == 1
     assert "UserWarning" not in result.stderr
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from vigil.cli.common import fails_cleanly
+from vigil.cli.common import fails_cleanly, warn_if_standin
 from vigil.cli.main import main
 
 
@@ -77,3 +77,9 @@ def test_any_other_missing_module_is_not_hidden(module: str, capsys: pytest.Capt
     with pytest.raises(ModuleNotFoundError, match=module):
         importing(module)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("random_weights", [True, False])
+def test_the_standin_warning_is_one_line_of_the_one_text(random_weights: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    warn_if_standin(random_weights)
+    assert capsys.readouterr().err == ("WARNING: RANDOM-WEIGHT STAND-IN: its scores mean nothing\n" if random_weights else "")
