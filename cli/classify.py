@@ -13,17 +13,16 @@ import dataclasses
 import sys
 import warnings
 from collections import deque
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 
 import click
 import numpy as np
 
 from vigil.files import tables
-from vigil.cli.common import fails_cleanly, warn_if_standin
+from vigil.cli.common import fails_cleanly, refuse_overwriting, warn_if_standin
 from vigil.files.tables import Record, Table
 from vigil.runtime import Classifier, GroupScores, aggregate
-from vigil.runtime.errors import InputError
 from vigil.runtime.providers import PROVIDER_CHOICES
 
 __all__ = ["classify"]
@@ -200,7 +199,7 @@ def _write_scores(
     types = dict.fromkeys(clf.labels, "float32")
     if with_labels:
         types |= dict.fromkeys(_prediction_columns(clf), "int8")
-    _refuse_overwriting(table, types)
+    refuse_overwriting(table, types)
     with tables.open_writer(output, [*(table.columns or ()), *types], types, table.arrow_schema) as writer:
         for records, probs in scored:
             scores = _score_columns(clf, probs, with_labels)
@@ -218,16 +217,6 @@ def _score_columns(clf: Classifier, probs: np.ndarray, with_labels: bool) -> lis
 
 def _prediction_columns(clf: Classifier) -> list[str]:
     return [f"{label}_pred" for label in clf.labels]
-
-
-def _refuse_overwriting(table: Table, new_columns: Iterable[str]) -> None:
-    """An input column named like a score column would be silently replaced: refuse it up front."""
-    clash = [column for column in new_columns if column in (table.columns or ())]
-    if clash:
-        raise InputError(
-            f"{table.name} already has the columns {', '.join(map(repr, clash))}, "
-            "which the scores would overwrite; rename them"
-        )
 
 
 def _shortest(probs: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""What every subcommand shares: one-line errors and quiet third-party progress bars.
+"""What every subcommand shares: one-line errors, install hints, the stand-in warning, quiet progress bars.
 
 Kept apart from `main` so that subcommand modules can import it without importing the
 group that registers them.
@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from vigil.runtime.errors import MissingDependencyError, VigilError
+from vigil.runtime.errors import InputError, MissingDependencyError, VigilError
 from vigil.runtime.manifest import STANDIN_WARNING
 
-__all__ = ["EXTRAS", "fail", "fails_cleanly", "quiet_transformers", "warn_if_standin"]
+if TYPE_CHECKING:
+    from vigil.files.tables import Table
+
+__all__ = ["EXTRAS", "fail", "fails_cleanly", "quiet_transformers", "refuse_overwriting", "warn_if_standin"]
 
 
 def fail(message: str) -> NoReturn:
@@ -63,6 +66,19 @@ def warn_if_standin(random_weights: bool) -> None:
     """One stderr line when an artifact's weights are a random stand-in: its scores mean nothing."""
     if random_weights:
         click.echo(f"WARNING: {STANDIN_WARNING}", err=True)
+
+
+def refuse_overwriting(table: Table, new_columns: Iterable[str]) -> None:
+    """An input column named like a score column would be silently replaced: refuse it up front.
+
+    Shared by local classify and --ray, which must refuse the same inputs.
+    """
+    clash = [column for column in new_columns if column in (table.columns or ())]
+    if clash:
+        raise InputError(
+            f"{table.name} already has the columns {', '.join(map(repr, clash))}, "
+            "which the scores would overwrite; rename them"
+        )
 
 
 def quiet_transformers() -> None:

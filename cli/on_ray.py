@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from vigil.cli.common import refuse_overwriting
 from vigil.files import tables
 from vigil.files.atomic import renamed_on_success
 from vigil.runtime import Classifier
@@ -47,11 +48,9 @@ def parquet_files(source: str) -> list[Path]:
 
 def check_parquet(path: Path, text_column: str, group_by: str | None, new_columns: list[str]) -> None:
     """Fail as local classify would on PATH: unreadable, a missing column, a value that is not a text."""
-    from vigil.cli.classify import _refuse_overwriting
-
     with tables.open_table(str(path), "parquet", text_column) as table:
         table.require(text_column, *([group_by] if group_by else []))
-        _refuse_overwriting(table, new_columns)
+        refuse_overwriting(table, new_columns)
         row, value = _first_non_text(path, text_column)
         if row is not None:
             table.text(row, {text_column: value}, text_column)  # raises the local command's error
