@@ -47,7 +47,7 @@ def benchmarks_command(checkout: Path = CHECKOUT) -> click.Command:
     add_help_option=False,  # --help goes to the benchmark command, which has the options
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@fails_cleanly("bench")
+@fails_cleanly
 def bench(args: tuple[str, ...]) -> None:
     """Speed and accuracy beside the model card's pipeline and peers (source checkouts; see --help)."""
     benchmarks_command().main(list(args), prog_name="vigil bench", standalone_mode=False)

@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
 import numpy as np
 
 from vigil.files import tables
-from vigil.cli.common import fails_cleanly
+from vigil.cli.common import fails_cleanly, refuse_overwriting, warn_if_standin
 from vigil.files.tables import Record, Table
 from vigil.runtime import Classifier, GroupAccumulator, GroupScores
-from vigil.runtime.errors import InputError
 from vigil.runtime.providers import PROVIDER_CHOICES
 
 __all__ = ["classify"]
 
-_STANDIN_WARNING = "WARNING: RANDOM-WEIGHT STAND-IN: scores are meaningless"
 
 Thresholds = float | dict[str, float] | None
 Scored = tuple[list[Record], np.ndarray]
@@ -88,7 +86,7 @@ def _output(ctx: click.Context, param: click.Parameter, value: Path | None) -> P
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", is_eager=True, metavar="[ADDRESS]",
               help="Score on a Ray cluster: join ADDRESS, or start a local one without. INPUT is a Parquet "
                    "file or directory of them; OUTPUT a new Parquet directory.")
-@fails_cleanly("cpu")
+@fails_cleanly
 def classify(
     artifact: Path,
     input_path: str,
@@ -160,8 +158,7 @@ def _open_classifier(artifact: Path, provider: str, variant: str | None, thresho
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*random-weight stand-in", category=UserWarning)
         clf = Classifier.open(artifact, provider=provider, variant=variant, thresholds=thresholds)
-    if clf.random_weights:
-        click.echo(_STANDIN_WARNING, err=True)
+    warn_if_standin(clf.random_weights)
     return clf
 
 
@@ -200,7 +197,7 @@ def _write_scores(
     types = dict.fromkeys(clf.labels, "float32")
     if with_labels:
         types |= dict.fromkeys(_prediction_columns(clf), "int8")
-    _refuse_overwriting(table, types)
+    refuse_overwriting(table, types)
     with tables.open_writer(output, [*(table.columns or ()), *types], types, table.arrow_schema) as writer:
         for records, probs in scored:
             scores = _score_columns(clf, probs, with_labels)
@@ -218,16 +215,6 @@ def _score_columns(clf: Classifier, probs: np.ndarray, with_labels: bool) -> lis
 
 def _prediction_columns(clf: Classifier) -> list[str]:
     return [f"{label}_pred" for label in clf.labels]
-
-
-def _refuse_overwriting(table: Table, new_columns: Iterable[str]) -> None:
-    """An input column named like a score column would be silently replaced: refuse it up front."""
-    clash = [column for column in new_columns if column in (table.columns or ())]
-    if clash:
-        raise InputError(
-            f"{table.name} already has the columns {', '.join(map(repr, clash))}, "
-            "which the scores would overwrite; rename them"
-        )
 
 
 def _shortest(probs: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""What every subcommand shares: one-line errors and quiet third-party progress bars.
+"""What every subcommand shares: one-line errors, install hints, the stand-in warning, quiet progress bars.
 
 Kept apart from `main` so that subcommand modules can import it without importing the
 group that registers them.
@@ -8,38 +8,77 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+from vigil.runtime.errors import InputError, MissingDependencyError, VigilError
+from vigil.runtime.manifest import STANDIN_WARNING
 
-from vigil.runtime.errors import VigilError
+if TYPE_CHECKING:
+    from vigil.files.tables import Table
 
-__all__ = ["fails_cleanly", "quiet_transformers"]
+__all__ = ["EXTRAS", "fail", "fails_cleanly", "quiet_transformers", "refuse_overwriting", "warn_if_standin"]
 
 
-def fails_cleanly(extra: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def fail(message: str) -> NoReturn:
+    """Print MESSAGE as the one `error: ` line on stderr and exit 1: every refusal reads the same."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+# The vigil extra that installs each optional top-level module (pyproject's optional-dependencies).
+EXTRAS = {
+    "torch": "export", "transformers": "export", "onnx": "export", "safetensors": "export",
+    "pyarrow": "files",
+    "fastapi": "serve", "uvicorn": "serve", "prometheus_client": "serve",
+    "tritonclient": "triton",
+    "sklearn": "evaluate",
+    "ray": "ray",
+    "matplotlib": "bench",
+    "onnxruntime": "cpu",
+}
+
+
+def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
     """Print a VigilError, or a missing optional dependency, as one line and exit 1.
 
-    EXTRA names the install extra that brings the command's optional dependencies, so the
-    hint says exactly what to install.
+    Only a module some extra installs gets the install hint; any other missing module
+    (`vigil.nonexistent`, say) is a bug, and keeps its traceback.
     """
 
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(command)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return command(*args, **kwargs)
-            except VigilError as exc:
-                click.echo(f"error: {exc}", err=True)
-                sys.exit(1)
-            except ModuleNotFoundError as exc:
-                click.echo(f"error: {exc.name} is not installed: pip install 'vigil[{extra}]'", err=True)
-                sys.exit(1)
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except VigilError as exc:
+            fail(str(exc))
+        except ModuleNotFoundError as exc:
+            module = (exc.name or "").partition(".")[0]
+            if module not in EXTRAS:
+                raise
+            fail(str(MissingDependencyError(module, EXTRAS[module])))
 
-        return wrapper
+    return wrapper
 
-    return decorate
+
+def warn_if_standin(random_weights: bool) -> None:
+    """One stderr line when an artifact's weights are a random stand-in: its scores mean nothing."""
+    if random_weights:
+        click.echo(f"WARNING: {STANDIN_WARNING}", err=True)
+
+
+def refuse_overwriting(table: Table, new_columns: Iterable[str]) -> None:
+    """An input column named like a score column would be silently replaced: refuse it up front.
+
+    Shared by local classify and --ray, which must refuse the same inputs.
+    """
+    clash = [column for column in new_columns if column in (table.columns or ())]
+    if clash:
+        raise InputError(
+            f"{table.name} already has the columns {', '.join(map(repr, clash))}, "
+            "which the scores would overwrite; rename them"
+        )
 
 
 def quiet_transformers() -> None:

@@ -23,7 +23,8 @@ import click
 from vigil.cli.common import fails_cleanly, quiet_transformers
 from vigil.cli.classify import _thresholds
 from vigil.runtime.providers import PROVIDER_CHOICES
-from vigil.runtime.errors import VigilError
+from vigil.runtime.errors import MissingDependencyError
+from vigil.runtime.manifest import STANDIN_WARNING
 from vigil.files.atomic import write_json_atomic
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["evaluate_command", "calibrate_command"]
 
 _STDOUT = "-"
-_STANDIN = "RANDOM-WEIGHT STAND-IN: its scores are meaningless"
 
 _artifact = click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
 _data = click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -64,7 +64,7 @@ _quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
               help="Write every figure as JSON to this file, or to stdout (instead of the table) with '-'.")
 @_batch_size
 @_quiet
-@fails_cleanly("evaluate")
+@fails_cleanly
 def evaluate_command(
     artifact: Path,
     data: Path,
@@ -117,7 +117,7 @@ def evaluate_command(
 @_text_column
 @_batch_size
 @_quiet
-@fails_cleanly("evaluate")
+@fails_cleanly
 def calibrate_command(
     artifact: Path,
     data: Path,
@@ -162,7 +162,7 @@ def calibrate_command(
 def _require_scikit_learn() -> None:
     """A one-line error with the install hint, rather than a traceback, without scikit-learn."""
     if importlib.util.find_spec("sklearn") is None:
-        raise VigilError("this command needs scikit-learn, which is not installed: pip install 'vigil[evaluate]'")
+        raise MissingDependencyError("scikit-learn", "evaluate", "this command")
 
 
 def _progress(data: LabelledData, quiet: bool) -> tqdm:
@@ -187,7 +187,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _header(artifact: str, variant: str, provider: str, random_weights: bool, data: LabelledData) -> str:
-    standin = f"  {_STANDIN}" if random_weights else ""
+    standin = f"  {STANDIN_WARNING}" if random_weights else ""
     return f"{artifact}: variant {variant} on {provider}{standin}\n{data.path}: {len(data.texts):,} tweets"
 
 

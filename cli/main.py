@@ -1,7 +1,8 @@
 """The `vigil` command line.
 
 Each subcommand only parses its arguments, calls the library and turns a `VigilError` into
-one line on stderr with exit status 1. Heavy imports (torch for export) happen inside the
+one line on stderr with exit status 1; the group does the same for click's own errors (a bad
+option, a missing argument), so every refusal reads `error: <message>` and exits 1. Heavy imports (torch for export) happen inside the
 subcommand that needs them, so `vigil classify` starts fast on a lean install.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 import click
 from vigil.cli.bench import bench
 from vigil.cli.classify import classify
-from vigil.cli.common import fails_cleanly, quiet_transformers
+from vigil.cli.common import fail, fails_cleanly, quiet_transformers, warn_if_standin
 from vigil.cli.evaluate import calibrate_command, evaluate_command
 from vigil.cli.serve import serve
 from vigil.cli.triton import export_triton, triton_serve
@@ -23,7 +24,35 @@ from vigil.cli.triton import export_triton, triton_serve
 __all__ = ["main"]
 
 
-@click.group()
+class _OneErrorFormat(click.Group):
+    """The `vigil` group: click's errors, too, end as one `error: ` line and exit status 1.
+
+    Click alone prints `Error: ...` and exits 2 for usage errors; scripts calling vigil
+    should need to check one format and one status.
+    """
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:  # the caller handles click's exceptions itself
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            exit_code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()  # a bare `vigil`: the help, not an error line
+            sys.exit(1)
+        except click.UsageError as exc:
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_usage(), err=True)
+            fail(exc.format_message())
+        except click.ClickException as exc:
+            fail(exc.format_message())
+        except click.Abort:
+            fail("aborted")
+        # Non-standalone click returns the code of an explicit exit (0 after --help);
+        # vigil's commands return None.
+        sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+@click.group(cls=_OneErrorFormat)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
 def main(verbose: bool) -> None:
     """vigil: fast, exact inference for the m2im/smaller_labse_finetuned_twitter classifier."""
@@ -41,7 +70,7 @@ def main(verbose: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
 @click.option("--vocab", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="WordPiece vocabulary (default: the smaller-LaBSE vocab shipped with vigil).")
-@fails_cleanly("export,cpu")
+@fails_cleanly
 def standin(out: Path, size: str, seed: int, vocab: Path | None) -> None:
     """Write a RANDOM-WEIGHT stand-in checkpoint with the real model's config and tokenizer."""
     from vigil.export.standin import FULL, TINY, write_standin
@@ -64,7 +93,7 @@ def standin(out: Path, size: str, seed: int, vocab: Path | None) -> None:
               help="Comma-separated variants to write; fp16 is required (fp16-fused comes with it).")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Calibrate int8 on these tweets (one per line; default: the bundled calibration sample).")
-@fails_cleanly("export,cpu")
+@fails_cleanly
 def export_command(
     paths: tuple[str, ...], revision: str | None, force: bool, sample: Path | None, variants: str,
     calibration: Path | None,
@@ -84,8 +113,7 @@ def export_command(
 
 
 def _print_export_summary(out: str, manifest: dict[str, Any]) -> None:
-    if manifest["source"]["random_weights"]:
-        click.echo("WARNING: RANDOM-WEIGHT STAND-IN: these scores mean nothing", err=True)
+    warn_if_standin(manifest["source"]["random_weights"])
     if "int8_omitted" in manifest:
         click.echo(f"WARNING: no int8 variant: {manifest['int8_omitted']['reason']}; CPUs run fp32", err=True)
     click.echo(f"exported {manifest['source']['id']} to {out} in {manifest['export_seconds']} s")

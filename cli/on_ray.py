@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from vigil.cli.common import refuse_overwriting
 from vigil.files import tables
 from vigil.files.atomic import renamed_on_success
 from vigil.runtime import Classifier
-from vigil.runtime.errors import InputError, VigilError
+from vigil.runtime.errors import InputError, MissingDependencyError, VigilError
 
 __all__ = ["classify_on_ray", "parquet_files", "require_ray"]
 
@@ -31,7 +32,7 @@ def require_ray() -> None:
     try:
         import ray.data  # noqa: F401
     except ModuleNotFoundError:
-        raise VigilError("--ray needs Ray Data, which is not installed: pip install 'vigil[ray]'") from None
+        raise MissingDependencyError("Ray Data", "ray", "--ray") from None
 
 
 def parquet_files(source: str) -> list[Path]:
@@ -47,11 +48,9 @@ def parquet_files(source: str) -> list[Path]:
 
 def check_parquet(path: Path, text_column: str, group_by: str | None, new_columns: list[str]) -> None:
     """Fail as local classify would on PATH: unreadable, a missing column, a value that is not a text."""
-    from vigil.cli.classify import _refuse_overwriting
-
     with tables.open_table(str(path), "parquet", text_column) as table:
         table.require(text_column, *([group_by] if group_by else []))
-        _refuse_overwriting(table, new_columns)
+        refuse_overwriting(table, new_columns)
         row, value = _first_non_text(path, text_column)
         if row is not None:
             table.text(row, {text_column: value}, text_column)  # raises the local command's error

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from vigil.cli.common import warn_if_standin
 from vigil.runtime.errors import VigilError
 from vigil.runtime.manifest import Manifest
 
@@ -60,7 +61,7 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--max-batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Largest batch Triton's dynamic batcher forms.")
 @click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=2000, show_default=True,
-              help="How long the batcher may hold a request to fill a batch.")
+              help="How long, in microseconds (Triton's unit), the batcher may hold a request to fill a batch.")
 @click.option("--preferred-batch-sizes", callback=_batch_sizes, metavar="N,N,...",
               help="Batch sizes the batcher aims for (default: fill up to --max-batch-size).")
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
@@ -94,8 +95,7 @@ def export_triton(
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         target = export_triton_repository(artifact, repo, config, force=force)
-        if Manifest.load(target).random_weights:
-            click.echo("WARNING: RANDOM-WEIGHT STAND-IN: these scores mean nothing", err=True)
+        warn_if_standin(Manifest.load(target).random_weights)
     click.echo(f"wrote Triton model {name!r} to {target}; serve it with: tritonserver --model-repository {repo}")
 
 
@@ -109,7 +109,7 @@ def export_triton(
 @click.option("--max-batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Largest batch Triton's dynamic batcher hands the engine.")
 @click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=2000, show_default=True,
-              help="How long the batcher may hold a request to fill a batch.")
+              help="How long, in microseconds (Triton's unit), the batcher may hold a request to fill a batch.")
 @click.option("--variant", help="Manifest variant (default: the provider's natural one, int8 on a CPU). "
               "int8 scores shift slightly with the texts batched alongside; fp32 scores do not.")
 def triton_serve(

@@ -32,7 +32,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from vigil.files.atomic import renamed_on_success
 from vigil.runtime.checks import require_int
 from vigil.runtime.errors import ArtifactError
-from vigil.runtime.manifest import INPUT_NAMES, MANIFEST_FILE, Manifest
+from vigil.runtime.manifest import INPUT_NAMES, MANIFEST_FILE, STANDIN_WARNING, Manifest
 from vigil.runtime.providers import TRT_WORKSPACE_BYTES
 
 from .errors import refuse_existing
@@ -163,5 +163,5 @@ def _config_header(manifest: Manifest) -> str:
         f"Source: {manifest.source.get('id', 'unknown')}; variant {VARIANT}, sha256 {variant.sha256}.",
     ]
     if manifest.random_weights:
-        lines.append("RANDOM-WEIGHT STAND-IN: its scores mean nothing.")
+        lines.append(f"{STANDIN_WARNING}.")
     return "".join(f"# {line}\n" for line in lines)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from vigil.runtime.errors import InputError, VigilError
+from vigil.runtime.errors import InputError, MissingDependencyError
 
 from .atomic import renamed_on_success
 
@@ -443,7 +443,7 @@ def _pyarrow(purpose: str) -> tuple[Any, Any]:
         import pyarrow
         import pyarrow.parquet
     except ModuleNotFoundError:
-        raise VigilError(f"{purpose} needs pyarrow, which is not installed: pip install 'vigil[files]'") from None
+        raise MissingDependencyError("pyarrow", "files", purpose) from None
     return pyarrow, pyarrow.parquet
 
 

@@ -51,6 +51,9 @@ R = TypeVar("R")
 class BatcherConfig:
     """How large batches may grow, how long they wait to fill, and how much may queue.
 
+    Durations (`*_s`) are in seconds, as everywhere in the library; `vigil serve` takes
+    milliseconds for the one a user tunes in that range (--max-wait-ms).
+
     Attributes:
         max_batch_size: Most requests handed to one `process` call.
         max_wait_s: Opt-in delay: how long after the first request of a batch was enqueued

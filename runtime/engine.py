@@ -24,7 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .checks import require_int
-from .errors import InputError
+from .errors import ClosedError, InputError
 from .manifest import Manifest
 from .model import Model, open_model
 from .preprocess import clean_tweet
@@ -150,9 +150,9 @@ class Classifier:
 
     @property
     def model(self) -> Model:
-        """The opened model; RuntimeError once the classifier is closed."""
+        """The opened model; ClosedError once the classifier is closed."""
         if self._model is None:
-            raise RuntimeError("this Classifier is closed")
+            raise ClosedError("this Classifier is closed")
         return self._model
 
     @property
@@ -206,7 +206,7 @@ class Classifier:
         if isinstance(texts, str):
             raise TypeError("texts must be an iterable of str, got one str; wrap it in a list")
         if self.closed:  # raise now, not at the first next()
-            raise RuntimeError("this Classifier is closed")
+            raise ClosedError("this Classifier is closed")
         return self._scored_batches(iter(texts), batch_size)
 
     def _scored_batches(self, texts: Iterator[str], batch_size: int) -> Iterator[ScoredBatch]:

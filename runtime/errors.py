@@ -4,9 +4,11 @@
     ├── ArtifactError          the artifact directory or its manifest is unusable
     ├── ProviderError          a requested execution provider or precision is unavailable
     ├── InputError             a text or an input file is not acceptable
-    └── BatcherError           the dynamic batcher cannot take or finish a request
-        ├── OverloadedError    its queue stayed full for the whole submit timeout
-        └── BatcherClosedError it was closed before the request was submitted
+    ├── MissingDependencyError an optional dependency (a vigil extra) is not installed
+    ├── BatcherError           the dynamic batcher cannot take or finish a request
+    │   ├── OverloadedError    its queue stayed full for the whole submit timeout
+    │   └── BatcherClosedError it was closed before the request was submitted (a ClosedError too)
+    └── ClosedError            a closed Classifier or batcher was asked for work (a RuntimeError too)
 
 vigil.export adds ExportError (and its ValidationError) under VigilError, in
 `vigil.export.errors`, so that the lean runtime carries nothing of export's.
@@ -22,9 +24,11 @@ __all__ = [
     "ArtifactError",
     "ProviderError",
     "InputError",
+    "MissingDependencyError",
     "BatcherError",
     "OverloadedError",
     "BatcherClosedError",
+    "ClosedError",
 ]
 
 
@@ -44,6 +48,27 @@ class InputError(VigilError, ValueError):
     """A text, or a row of an input file, cannot be scored."""
 
 
+class MissingDependencyError(VigilError):
+    """An optional dependency is not installed; the message names the extra that brings it.
+
+    The one spelling of the install hint, whoever finds the package missing.
+    """
+
+    def __init__(self, package: str, extra: str, purpose: str | None = None) -> None:
+        needs = f"{purpose} needs {package}, which is" if purpose else f"{package} is"
+        super().__init__(f"{needs} not installed: pip install 'vigil[{extra}]'")
+        self.package = package
+        self.extra = extra
+
+
+class ClosedError(VigilError, RuntimeError):
+    """Work was asked of a Classifier or batcher after it was closed.
+
+    Also a RuntimeError, which closed objects raised before this class existed, so that
+    callers catching RuntimeError keep working.
+    """
+
+
 class BatcherError(VigilError):
     """The dynamic batcher cannot accept or complete a request."""
 
@@ -52,5 +77,5 @@ class OverloadedError(BatcherError):
     """The request queue stayed full for the whole submit timeout."""
 
 
-class BatcherClosedError(BatcherError):
+class BatcherClosedError(BatcherError, ClosedError):
     """A request was submitted after the batcher was closed."""

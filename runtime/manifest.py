@@ -23,6 +23,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "MANIFEST_FILE",
     "INPUT_NAMES",
+    "STANDIN_WARNING",
     "Variant",
     "Manifest",
     "sha256_file",
@@ -32,6 +33,9 @@ SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 # The graph inputs every variant takes, int64 [batch, sequence_length], in this order.
 INPUT_NAMES = ("input_ids", "attention_mask")
+# What vigil's commands and files say of an artifact whose `random_weights` is true. (The
+# engine's Python warning says it in its own sentence, which filters match on.)
+STANDIN_WARNING = "RANDOM-WEIGHT STAND-IN: its scores mean nothing"
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

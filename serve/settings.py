@@ -18,6 +18,9 @@ __all__ = ["ServeSettings"]
 class ServeSettings:
     """Limits and authentication of the HTTP front end.
 
+    Durations (`*_s`) are in seconds, as everywhere in the library and in `vigil serve`'s
+    options of the same names.
+
     Attributes:
         max_body_bytes: Largest request body; a bigger one is refused with 413 before it
             is parsed, whether it announces its length or arrives chunked.

@@ -20,7 +20,7 @@ from helpers import wait_for
 
 from vigil.runtime import batcher as batcher_module
 from vigil.runtime.batcher import Batcher, BatcherConfig, BatchRecord
-from vigil.runtime.errors import BatcherClosedError, BatcherError, OverloadedError
+from vigil.runtime.errors import BatcherClosedError, BatcherError, ClosedError, OverloadedError
 
 TIMEOUT = 10.0
 _names = (f"test-batcher-{i}" for i in itertools.count())
@@ -401,8 +401,9 @@ def test_context_manager_closes() -> None:
 def test_submit_after_close_raises_closed() -> None:
     batcher = Batcher(double, name=unique_name())
     batcher.close()
-    with pytest.raises(BatcherClosedError, match="closed"):
+    with pytest.raises(BatcherClosedError, match="closed") as raised:
         batcher.submit(1)
+    assert isinstance(raised.value, ClosedError) and isinstance(raised.value, RuntimeError)  # as a closed Classifier
     with pytest.raises(BatcherClosedError):
         asyncio.run(batcher.submit_async(1))
 

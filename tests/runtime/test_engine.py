@@ -22,6 +22,7 @@ from model_card import card_clean_tweet
 
 from vigil.runtime import (
     Classifier,
+    ClosedError,
     InputError,
     Manifest,
     ProviderError,
@@ -149,12 +150,14 @@ def test_a_closed_classifier_refuses_work_and_closes_twice(tiny_artifact: Path) 
     classifier = open_tiny(tiny_artifact)
     classifier.close()
     classifier.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ClosedError, match="this Classifier is closed"):
         classifier.predict(["x"])
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ClosedError, match="this Classifier is closed"):
         classifier.iter_predict(["x"])
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ClosedError, match="closed"):
         classifier.iter_batches(["x"])
+    with pytest.raises(RuntimeError):  # what callers caught before ClosedError
+        _ = classifier.model
 
 
 # --- scoring ----------------------------------------------------------------------------
