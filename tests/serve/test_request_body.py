@@ -56,6 +56,20 @@ def test_commas_inside_strings_are_not_values() -> None:
     assert parse_body(body, ClassifyRequest, "texts", MAX_ITEMS).texts == [text, "b"]
 
 
+def test_the_exact_count_decides_when_strings_hold_commas() -> None:
+    """Past the quick comma count, values outside strings are counted: at the bound, not refused."""
+    at_bound = texts_body(["a,b"] + ["x"] * MOST_COMMAS)  # MOST_COMMAS commas outside strings
+    assert at_bound.count(b",") > MOST_COMMAS
+    assert refused(at_bound).message == f"texts has {MOST_COMMAS + 1} entries; the limit is 3"
+    over = refused(texts_body(["a,b"] + ["x"] * (MOST_COMMAS + 1)))
+    assert over.message == f"the body holds {MOST_COMMAS + 2} JSON values; texts may have at most 3 entries"
+
+
+def test_a_body_that_is_not_an_object_is_a_validation_error() -> None:
+    error = refused(b'["a", "b"]')
+    assert (error.status, error.kind, error.field) == (422, "validation", "body")
+
+
 def test_one_entry_past_max_items_is_refused() -> None:
     over = refused(texts_body(["a", "b", "c", "d"]))
     assert over.message == "texts has 4 entries; the limit is 3"
@@ -64,16 +78,16 @@ def test_one_entry_past_max_items_is_refused() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        (b'{"texts": ["\xff"]}', "not valid UTF-8 (byte 0xff at byte offset 12)"),
-        (b'{"texts": [', "Expecting value at line 1 column 12"),
-        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-        (b'{"text": ' + b"9" * 5000 + b"}", "Exceeds the limit"),
+        (b'{"texts": ["\xff"]}', ": not valid UTF-8 (byte 0xff at byte offset 12)"),
+        (b'{"texts": [', ": Expecting value at line 1 column 12"),
+        (b"[" * 100_000 + b"]" * 100_000, ": nested too deeply"),
+        (b'{"text": ' + b"9" * 5000 + b"}", "to increase the limit"),  # Python's int digit limit
     ],
 )
 def test_malformed_json_is_400_naming_why(raw: bytes, message: str) -> None:
     error = refused(raw)
     assert (error.status, error.kind) == (400, "malformed_json")
-    assert error.message.startswith("the body is not valid JSON: ") and message in error.message
+    assert error.message.startswith("the body is not valid JSON: ") and error.message.endswith(message)
 
 
 def test_validation_errors_name_the_field() -> None:
@@ -108,9 +122,11 @@ def test_json_content_types_are_read(content_type: str | None) -> None:
     assert read(texts_body(["a"]), content_type).texts == ["a"]
 
 
-def test_a_large_body_parsed_off_the_loop_gives_the_same_model() -> None:
+def test_a_large_body_parsed_off_the_loop_gives_the_same_model_and_limits() -> None:
     long = "x" * 20_000  # over the 16 KiB that send parsing to a thread
     assert read(texts_body([long, "b"]), "application/json").texts == [long, "b"]
+    with pytest.raises(ApiError, match="^texts has 9 entries; the limit is 8$"):
+        read(texts_body([long] + ["b"] * 8), "application/json")
 
 
 def test_a_body_that_is_not_json_is_415() -> None:
