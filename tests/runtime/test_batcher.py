@@ -72,6 +72,24 @@ def hold_first_batch(gate: Gate, batcher: Batcher[int, int]) -> Future[int]:
     return first
 
 
+def watch_enqueue(batcher: Batcher[int, int]) -> tuple[threading.Event, threading.Event]:
+    """Events set when a submit enters the batcher's queueing step and when it has queued.
+
+    A submit that waits for room does so inside that step, in a worker thread: once it is
+    entered, the item can only be queued after room is made, whatever the scheduling.
+    """
+    entered, queued = threading.Event(), threading.Event()
+    enqueue = batcher._enqueue
+
+    def watched(*args: object) -> None:
+        entered.set()
+        enqueue(*args)
+        queued.set()
+
+    batcher._enqueue = watched  # type: ignore[method-assign]
+    return entered, queued
+
+
 # --- module surface and config --------------------------------------------------------
 
 
@@ -513,9 +531,8 @@ def test_submit_async_waits_for_room_without_blocking_the_loop() -> None:
         with pytest.raises(OverloadedError, match=r"0\.05s submit timeout"):
             await batcher.submit_async(2, timeout=0.05)
         waiting = asyncio.create_task(batcher.submit_async(2, timeout=TIMEOUT))
-        for _ in range(3):
-            await asyncio.sleep(0)  # let it start: the queue stays full, so it must wait
-        # This coroutine runs on while the submit waits: the loop is not blocked by it.
+        # This coroutine runs on while the submit waits for room: the loop is not blocked by it.
+        assert await asyncio.to_thread(entered.wait, TIMEOUT), "the submit never started to wait"
         assert not waiting.done() and batcher.queue_depth == 1
         gate.release.set()
         assert await waiting == 4
@@ -523,6 +540,7 @@ def test_submit_async_waits_for_room_without_blocking_the_loop() -> None:
     with Batcher(gate, BatcherConfig(queue_size=1), name=unique_name()) as batcher:
         first = hold_first_batch(gate, batcher)
         batcher.submit(1)
+        entered, _ = watch_enqueue(batcher)
         asyncio.run(main(batcher))
     # Had the waiting submit blocked the loop, room would have come only from the gate
     # giving up on its release: the first batch would have failed instead.
@@ -549,17 +567,20 @@ def test_cancelling_while_waiting_for_room_cancels_the_request() -> None:
 
     async def main(batcher: Batcher[int, int]) -> None:
         waiting = asyncio.create_task(batcher.submit_async(2, timeout=TIMEOUT))
-        await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(entered.wait, TIMEOUT), "the submit never started to wait"
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
+        assert not queued.is_set()  # the queue is full until the gate opens
         # The worker thread still queues item 2 once there is room; it must be dropped.
         gate.release.set()
+        assert await asyncio.to_thread(queued.wait, TIMEOUT), "item 2 was never queued"
         assert await batcher.submit_async(3, timeout=TIMEOUT) == 6
 
     with Batcher(gate, BatcherConfig(queue_size=1), name=unique_name()) as batcher:
         hold_first_batch(gate, batcher)
         batcher.submit(1)
+        entered, queued = watch_enqueue(batcher)
         asyncio.run(main(batcher))
     assert 2 not in gate.seen
 

@@ -8,6 +8,7 @@ sigmoid, with texts cleaned by the model card's own `clean_tweet` (model_card.py
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import warnings
@@ -120,6 +121,13 @@ def test_thresholds_of_zero_and_one_are_the_closed_interval_s_ends(tiny_artifact
         assert classifier.thresholds.tolist() == [1.0, 0.5, 0.5, 0.0, 0.5, 0.5]
 
 
+def test_the_manifest_s_thresholds_apply_where_no_override_names_the_label(tiny_artifact: Path) -> None:
+    manifest = dataclasses.replace(Manifest.load(tiny_artifact), thresholds={"post7geo50": 0.875})
+    assert engine_module._resolve_thresholds(manifest).tolist() == [0.5, 0.5, 0.875, 0.5, 0.5, 0.5]
+    overridden = engine_module._resolve_thresholds(manifest, {"pre7geo10": 0.25})
+    assert overridden.tolist() == [0.5, 0.5, 0.875, 0.25, 0.5, 0.5]
+
+
 def test_thresholds_override_the_manifest_per_label_or_globally(tiny_artifact: Path) -> None:
     with open_tiny(tiny_artifact, thresholds={"pre7geo10": 0.25, "post7geo50": 1}) as classifier:
         assert classifier.thresholds.tolist() == [0.5, 0.5, 1.0, 0.25, 0.5, 0.5]
@@ -131,6 +139,7 @@ def test_thresholds_override_the_manifest_per_label_or_globally(tiny_artifact: P
     ("thresholds", "error", "message"),
     [
         ({"nope": 0.5}, InputError, "unknown labels \\['nope'\\]"),
+        ({"nope": 0.5, 3: 0.5}, InputError, "unknown labels \\[3, 'nope'\\]"),  # keys of any type, sorted
         ({"pre7geo10": 1.5}, InputError, "^threshold for 'pre7geo10' .*within \\[0, 1\\], got 1.5"),
         ({"pre7geo10": -0.0001}, InputError, "got -0.0001"),
         (float("nan"), InputError, "got nan"),

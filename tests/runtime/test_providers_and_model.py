@@ -13,6 +13,7 @@ import shutil
 import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -280,7 +281,7 @@ def test_bound_model_results_do_not_alias_its_buffers(bound: BoundModel, encoded
 
 
 def test_bound_model_never_captures_again_and_runs_every_caller_on_its_graph_thread(
-    bound: BoundModel, encoded, monkeypatch
+    bound: BoundModel, reference: Model, encoded, monkeypatch
 ) -> None:
     # Graphs are per thread and never released: capturing per caller would leak a set per
     # thread (and a reused thread id would replay another thread's graphs).
@@ -299,9 +300,11 @@ def test_bound_model_never_captures_again_and_runs_every_caller_on_its_graph_thr
     monkeypatch.setattr(BoundModel, "_warm_up", recording_warm_up)
     monkeypatch.setattr(BoundModel, "_run_bucket", recording_run)
     bound.run(encoded[0][:1], encoded[1][:1])
-    worker = threading.Thread(target=bound.run, args=(encoded[0][:3], encoded[1][:3]), name="other")
-    worker.start()
-    worker.join()
+    ids, mask = encoded[0][:3], encoded[1][:3]
+    with ThreadPoolExecutor(1, thread_name_prefix="other") as other:
+        worker = other.submit(threading.current_thread).result()
+        logits = other.submit(bound.run, ids, mask).result()  # re-raises what failed in the worker
+    np.testing.assert_allclose(logits, reference.run(ids, mask), rtol=0, atol=1e-5)
     assert warmed_on == []
     assert ran_on == [bound.graph_thread, bound.graph_thread]
     assert bound.graph_thread is not threading.current_thread() and bound.graph_thread is not worker
@@ -312,10 +315,7 @@ def test_bound_model_without_graphs_warms_up_once(manifest: Manifest, reference:
     warmed_on: list[str] = []
     monkeypatch.setattr(BoundModel, "_warm_up", lambda self: warmed_on.append(threading.current_thread().name))
     ids, mask = encoded[0][:2], encoded[1][:2]
-    results: list[np.ndarray] = []
-    worker = threading.Thread(target=lambda: results.append(model.run(ids, mask)), name="other")
-    worker.start()
-    worker.join()
+    with ThreadPoolExecutor(1, thread_name_prefix="other") as other:
+        logits = other.submit(model.run, ids, mask).result()  # re-raises what failed in the worker
     assert warmed_on == []  # checked here, in the test's thread: no graphs, nothing to capture
-    assert len(results) == 1
-    np.testing.assert_allclose(results[0], reference.run(ids, mask), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(logits, reference.run(ids, mask), rtol=0, atol=1e-5)

@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from serve_harness import WAIT_S, GatedClassifier, live_server, wait_for
 
 from vigil.runtime import BatcherClosedError, BatcherConfig, Classifier
 from vigil.serve import Lifecycle, drain
+
+GATED_SERVE = Path(__file__).with_name("gated_serve.py")
 
 
 def test_draining_app_answers_503(classifier: Classifier) -> None:
@@ -64,34 +65,48 @@ def test_shutdown_answers_every_request_in_flight(gated: GatedClassifier, classi
 def test_sigterm_answers_requests_in_flight(tiny_artifact: Path) -> None:
     """The real signal path, in a process of its own: uvicorn handles signals on its main thread.
 
-    Each request goes over a connection the server already serves (a /healthz first), and
-    its batch waits three seconds for company, so the requests are inside the server when the
-    signal comes; the test checks that none was answered before it (else it tested nothing).
+    gated_serve.py holds the model after the warm-up until the test writes a line to its
+    stdin, so all eight requests are inside the server (one in the model, seven queued,
+    batches of one) when the signal comes, and the model is let go only once the listener
+    has closed: the answers can only come from the graceful shutdown.
     """
     command = [
-        sys.executable, "-c", "from vigil.cli.serve import serve; serve()", str(tiny_artifact),
-        "--port", "0", "--provider", "cpu", "--max-wait-ms", "3000",
+        sys.executable, str(GATED_SERVE), str(tiny_artifact),
+        "--port", "0", "--provider", "cpu", "--max-batch-size", "1",
     ]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = _listening_url(process)
-        with httpx.Client(base_url=url, timeout=WAIT_S) as client:
+        with httpx.Client(base_url=url, timeout=WAIT_S) as client, ThreadPoolExecutor(8) as pool:
             wait_for(lambda: client.get("/readyz").status_code == 200, "readiness")
-        sent = threading.Semaphore(0)
-        with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(_classify_on_open_connection, url, f"text {i}", sent) for i in range(8)]
-            for _ in futures:
-                assert sent.acquire(timeout=WAIT_S), "a request was never sent"
-            answered_early = [f for f in futures if f.done()]
+            futures = [pool.submit(_classify, url, f"text {i}") for i in range(8)]
+            wait_for(lambda: _queue_depth(client) == 7, "one text in the model and seven queued")
             process.send_signal(signal.SIGTERM)
+            wait_for(lambda: _refuses_connections(url), "the listener to close")
+            answered_early = [f for f in futures if f.done()]
+            assert process.stdin is not None
+            process.stdin.write("open\n")
+            process.stdin.flush()
             statuses = [future.result() for future in futures]
         _, log = process.communicate(timeout=WAIT_S)
     finally:
         process.kill()
-    assert answered_early == [], "requests were answered before the signal: nothing was in flight"
+    assert answered_early == [], "requests were answered while the model was held"
     assert statuses == [200] * 8
     assert "Application shutdown complete" in log
     assert process.returncode == -signal.SIGTERM  # uvicorn re-raises the signal it handled
+
+
+def _classify(url: str, text: str) -> int:
+    with httpx.Client(base_url=url, timeout=WAIT_S) as client:
+        return client.post("/v1/classify", json={"text": text}).status_code
+
+
+def _queue_depth(client: httpx.Client) -> float:
+    """The server's vigil_queue_depth gauge, read from /metrics."""
+    match = re.search(r"^vigil_queue_depth (\S+)$", client.get("/metrics").text, re.MULTILINE)
+    assert match, "vigil_queue_depth is not in /metrics"
+    return float(match.group(1))
 
 
 def _refuses_connections(url: str) -> bool:
@@ -109,15 +124,3 @@ def _listening_url(process: subprocess.Popen[str]) -> str:
         if match := re.search(r"Uvicorn running on (http://\S+)", line):
             return match.group(1)
     raise AssertionError(f"the server exited with {process.wait()} before listening")
-
-
-def _classify_on_open_connection(url: str, text: str, sent: threading.Semaphore) -> int:
-    """POST TEXT over a connection the server has already accepted; release SENT once sent."""
-
-    def trace(event: str, info: dict) -> None:
-        if event == "http11.send_request_body.complete":
-            sent.release()
-
-    with httpx.Client(base_url=url, timeout=WAIT_S) as client:
-        client.get("/healthz")
-        return client.post("/v1/classify", json={"text": text}, extensions={"trace": trace}).status_code

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import wait_for
 
 from vigil.cli.triton import triton_serve
 from vigil.runtime import Classifier
@@ -30,8 +31,8 @@ from vigil.runtime import Classifier
 TRITON_PYTHON = Path(__file__).resolve().parents[2] / ".venv-triton" / "bin" / "python"
 APP = "vigil.cli"
 STARTUP_TIMEOUT_S = 120
-# Long enough that requests sent together are surely batched together by Triton.
-QUEUE_DELAY_US = 100_000
+GATED_TRITON = Path(__file__).with_name("gated_triton.py")
+QUEUE_DELAY_US = 100_000  # any value: holding the model, not this delay, lets requests meet in the queue
 MAX_BATCH = 8
 # int8 (dynamic quantization) scores shift with the texts batched alongside, by up to 1e-3
 # on the tiny model; fp32 scores do not, so only they can be compared with atol 1e-5.
@@ -118,18 +119,21 @@ def group_alive(pgid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def server(tiny_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """triton-serve on the tiny artifact; stopped with SIGTERM, which must end every process."""
+    """triton-serve on the tiny artifact (its model can be held, see gated_triton.py); stopped
+    with SIGTERM, which must end every process."""
     needs_triton_venv()
     http, grpc, metrics = free_ports(3)
     log = tmp_path_factory.mktemp("pytriton") / "server.log"
     command = [
-        str(TRITON_PYTHON), "-m", APP, "triton-serve", str(tiny_artifact),
+        str(TRITON_PYTHON), str(GATED_TRITON), "triton-serve", str(tiny_artifact),
         "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics),
         "--max-batch-size", str(MAX_BATCH), "--max-queue-delay-us", str(QUEUE_DELAY_US), "--variant", VARIANT,
     ]
     with open(log, "wb") as out:
         # Its own session, so that tritonserver and the backend stub can be found and killed.
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     running = Server(f"127.0.0.1:{http}", f"127.0.0.1:{grpc}", f"http://127.0.0.1:{metrics}/metrics", process, log)
     try:
         wait_until_ready(running)
@@ -221,6 +225,8 @@ def test_grpc_matches_the_engine(server: Server, engine: Classifier) -> None:
 
 
 def test_concurrent_requests_are_batched_by_triton(server: Server, engine: Classifier) -> None:
+    """The model is held while the requests arrive, so they wait in Triton's queue however
+    slowly they come; once let go, Triton must batch them (a run per request would fail)."""
     import tritonclient.http as httpclient
 
     texts = [f"request {i}: {TWEETS[i % len(TWEETS)]}" for i in range(2 * MAX_BATCH)]
@@ -228,7 +234,12 @@ def test_concurrent_requests_are_batched_by_triton(server: Server, engine: Class
     runs_before = metric(server, "nv_inference_exec_count")
 
     client = httpclient.InferenceServerClient(server.http, concurrency=len(texts))
-    pending = [client.async_infer("vigil", [text_input(httpclient, [text])]) for text in texts]
+    tell(server, "hold")
+    try:
+        pending = [client.async_infer("vigil", [text_input(httpclient, [text])]) for text in texts]
+        wait_for(lambda: all_waiting(server, len(texts)), "every request to be held in the model or queued in Triton")
+    finally:
+        tell(server, "open")
     results = [request.get_result() for request in pending]
 
     scores = np.concatenate([r.as_numpy("scores") for r in results])
@@ -237,6 +248,25 @@ def test_concurrent_requests_are_batched_by_triton(server: Server, engine: Class
     assert settled_metric(server, "nv_inference_count", requests_before + len(texts)) == requests_before + len(texts)
     runs = metric(server, "nv_inference_exec_count") - runs_before
     assert 2 <= runs < len(texts), f"{len(texts)} concurrent requests took {runs} model runs"
+
+
+def tell(server: Server, line: str) -> None:
+    """Send LINE ("hold" or "open") to gated_triton.py's infer function."""
+    assert server.process.stdin is not None
+    server.process.stdin.write(f"{line}\n".encode())
+    server.process.stdin.flush()
+
+
+def all_waiting(server: Server, count: int) -> bool:
+    """COUNT requests wait: a batch is held in the model (so none can finish), the rest queued."""
+    held = held_requests(server)
+    return held > 0 and held + metric(server, "nv_inference_pending_request_count") == count
+
+
+def held_requests(server: Server) -> int:
+    """Requests of the batch held in the model, from gated_triton.py's "held N" line (0: none yet)."""
+    found = re.findall(r"^held (\d+)$", server.log.read_text(encoding="utf-8", errors="replace"), re.MULTILINE)
+    return int(found[-1]) if found else 0
 
 
 def test_invalid_utf8_is_an_error_response_not_a_crash(server: Server, engine: Classifier) -> None:
