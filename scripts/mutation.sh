@@ -16,9 +16,10 @@ mkdir -p "$stage/vigil"
 cd "$stage"
 rm -rf vigil/* tests data cache
 export VIGIL_TEST_CACHE="$stage/cache"  # build the tiny stand-in once, not once per mutant
-for package in export runtime cli serve evaluate; do
+for package in export runtime files cli serve evaluate distributed; do
     cp -r "$repo/$package" "vigil/$package"
 done
+cp "$repo/vigil/__init__.py" vigil/  # the face
 cp -r "$repo/tests" "$repo/data" "$repo/pyproject.toml" .
 "$python" -m mutmut run --max-children "${MUTATION_CHILDREN:-2}" "${patterns[@]}" || true
 "$python" -m mutmut results --all true
