@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .checks import require_int
 from .errors import ProviderError
+from .gpu_libraries import require_gpu_libraries
 from .manifest import INPUT_NAMES, Manifest, Variant
 
 __all__ = [
@@ -100,9 +101,12 @@ def plan_sessions(
         cache_dir: Where TensorRT caches engines; None means `<artifact>/.trt-cache` when
             the artifact directory is writable, else `~/.cache/vigil/trt`.
 
+    A GPU provider's libraries are loaded here, once per process (`gpu_libraries`): one
+    that cannot load rules its provider out, as an error when it was asked for by name.
+
     Raises:
         ProviderError: An explicit provider or variant cannot be used here; the message
-            lists what can.
+            lists what can, or names the missing library and the extra that brings it.
     """
     require_int("max_batch_size", max_batch_size, 1)
     if provider != "auto" and provider not in PROVIDERS:
@@ -117,8 +121,9 @@ def plan_sessions(
     for name in PROVIDERS:
         try:
             found += _plans_for(manifest, name, variant, available_providers, max_batch_size, cache_dir)
-        except ProviderError as exc:
-            _log.info("auto: skipping %s: %s", name, exc)
+        except ProviderError as exc:  # in the build but unusable (a missing library) is worth a warning
+            level = logging.WARNING if PROVIDERS[name] in available_providers else logging.INFO
+            _log.log(level, "auto: skipping %s: %s", name, exc)
     if not found:
         raise ProviderError(
             f"no provider can run artifact {manifest.directory}; available: {list(available_providers)}"
@@ -153,6 +158,8 @@ def _plans_for(
     if reason:
         raise ProviderError(f"provider {provider!r} cannot run variant {name!r}: {reason}")
     sizes = buckets(max_batch_size)
+    if provider in ("cuda", "tensorrt"):
+        require_gpu_libraries(provider)
     if provider == "tensorrt":
         cache = _trt_cache_dir(manifest, manifest.variants[name], cache_dir)
         options = tensorrt_options(cache, max_batch_size, manifest.sequence_length)

@@ -60,6 +60,20 @@ CUDA_OPTION_NAMES = {
 TRT_BOOLEANS = {"True", "False", "true", "false"}
 
 
+@pytest.fixture(autouse=True)
+def gpu_libraries_load(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """There are no GPU libraries here: planning a GPU session records the provider instead,
+    and TensorRT reports version 10.13.2 (`getInferLibVersion`'s 101302)."""
+    loaded: list[str] = []
+
+    def fake(provider: str) -> str | None:
+        loaded.append(provider)
+        return "101302" if provider == "tensorrt" else None
+
+    monkeypatch.setattr(providers_module, "require_gpu_libraries", fake)
+    return loaded
+
+
 @pytest.fixture(scope="module")
 def manifest(int8_artifact: Path) -> Manifest:
     """An artifact with every variant (the tiny stand-in has no int8)."""
@@ -198,6 +212,35 @@ def test_tensorrt_cache_defaults_inside_the_artifact_else_the_user_cache(
     monkeypatch.setattr(providers_module.os, "access", lambda path, mode: False)
     plan = plan_sessions(manifest, "tensorrt", None, ALL)[0]
     assert plan.cache_dir == Path.home() / ".cache" / "vigil" / "trt" / key
+
+
+def test_gpu_plans_load_their_libraries_first(manifest: Manifest, gpu_libraries_load: list[str]) -> None:
+    plan_sessions(manifest, "auto", None, ALL)
+    assert gpu_libraries_load == ["tensorrt", "cuda"]
+    gpu_libraries_load.clear()
+    plan_sessions(manifest, "cpu", None, ALL)
+    assert gpu_libraries_load == []
+
+
+def missing_library(provider: str) -> str | None:
+    raise ProviderError(f"provider {provider!r} needs libnvinfer.so.10, which cannot be loaded: pip install 'vigil[tensorrt]'")
+
+
+def test_a_missing_gpu_library_is_an_error_when_the_provider_is_named(manifest: Manifest, monkeypatch) -> None:
+    monkeypatch.setattr(providers_module, "require_gpu_libraries", missing_library)
+    with pytest.raises(ProviderError, match=r"libnvinfer\.so\.10.*vigil\[tensorrt\]"):
+        plan_sessions(manifest, "tensorrt", None, ALL)
+
+
+def test_auto_warns_of_a_missing_gpu_library_and_moves_on(
+    manifest: Manifest, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(providers_module, "require_gpu_libraries", missing_library)
+    with caplog.at_level(logging.INFO, logger=providers_module.__name__):
+        plans = plan_sessions(manifest, "auto", None, ALL)
+    assert [p.provider for p in plans] == [CPU]
+    skipped = [r for r in caplog.records if "libnvinfer.so.10" in r.getMessage()]
+    assert [r.levelno for r in skipped] == [logging.WARNING, logging.WARNING]  # tensorrt, cuda
 
 
 def test_buckets_are_powers_of_two_up_to_the_maximum() -> None:
