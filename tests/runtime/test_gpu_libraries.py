@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from vigil.runtime import gpu_libraries
 from vigil.runtime.errors import ProviderError
 
@@ -22,7 +21,7 @@ class FakeLibrary:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def getInferLibVersion(self) -> int:  # noqa: N802 - TensorRT's C name
+    def getInferLibVersion(self) -> int:  # TensorRT's C function name
         return 101302
 
 
@@ -87,7 +86,7 @@ def test_tensorrt_comes_from_the_tensorrt_libs_package_when_installed(monkeypatc
     monkeypatch.setattr(gpu_libraries.importlib.util, "find_spec", lambda name: spec if name == "tensorrt_libs" else None)
     loader = use(monkeypatch, FakeLoader())
     gpu_libraries.require_gpu_libraries("tensorrt")
-    paths = dict((Path(p).name, p) for p, _ in loader.calls)
+    paths = {Path(p).name: p for p, _ in loader.calls}
     assert paths["libnvinfer.so.10"] == str(package / "libnvinfer.so.10")
     assert paths["libnvonnxparser.so.10"] == str(package / "libnvonnxparser.so.10")
     assert paths["libcudnn.so.9"] == "libcudnn.so.9"  # not in the package: dlopen searches
