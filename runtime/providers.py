@@ -35,6 +35,7 @@ __all__ = [
     "cuda_options",
     "engine_cache_key",
     "plan_sessions",
+    "profile_shapes",
     "tensorrt_options",
 ]
 
@@ -200,10 +201,6 @@ def tensorrt_options(cache_dir: Path, max_batch_size: int, sequence_length: int)
     so one engine serves every bucket; it must be passed identically each time or the
     cached engine is rebuilt.
     """
-
-    def shapes(batch: int) -> str:
-        return ",".join(f"{name}:{batch}x{sequence_length}" for name in INPUT_NAMES)
-
     return {
         "device_id": "0",
         "trt_fp16_enable": "True",
@@ -211,11 +208,16 @@ def tensorrt_options(cache_dir: Path, max_batch_size: int, sequence_length: int)
         "trt_engine_cache_path": str(cache_dir),
         "trt_timing_cache_enable": "True",
         "trt_timing_cache_path": str(cache_dir),
-        "trt_profile_min_shapes": shapes(1),
-        "trt_profile_opt_shapes": shapes(max_batch_size),
-        "trt_profile_max_shapes": shapes(max_batch_size),
+        "trt_profile_min_shapes": profile_shapes(1, sequence_length),
+        "trt_profile_opt_shapes": profile_shapes(max_batch_size, sequence_length),
+        "trt_profile_max_shapes": profile_shapes(max_batch_size, sequence_length),
         "trt_max_workspace_size": str(TRT_WORKSPACE_BYTES),
     }
+
+
+def profile_shapes(batch: int, sequence_length: int) -> str:
+    """Both inputs at BATCH x SEQUENCE_LENGTH, as TensorRT's `trt_profile_*_shapes` want them."""
+    return ",".join(f"{name}:{batch}x{sequence_length}" for name in INPUT_NAMES)
 
 
 def cuda_options(*, cuda_graphs: bool) -> dict[str, str]:
