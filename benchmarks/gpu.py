@@ -20,7 +20,10 @@ Steps, each printed as it happens:
 Contenders: PyTorch fp16 (`model.half()` on torch.cuda, same batches); vigil with
 provider "tensorrt" (variant fp16, one dynamic profile, so no CUDA graph: see
 shared/notes/GPU.md); vigil with provider "cuda" (variant fp16-fused) with CUDA graphs and
-without. Everything runs in this one process, one contender after the other.
+without. Each contender is measured in a process of its own, one after the other (as
+benchmarks/run.py does on the CPU), so that a sticky CUDA error in one, such as an
+invalidated graph capture, cannot poison the ones after it: this script runs itself with
+`--contender JOB.json`, and a crashed or hung child is reported as that contender's failure.
 
 Tweets: the repository's data/tweets (24,248 tweets in 8 languages), or --tweets.
 
@@ -38,7 +41,9 @@ import importlib
 import importlib.util
 import json
 import logging
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -83,6 +88,7 @@ class GpuConfig:
     latency_seconds: float = 3.0
     latency_requests: int = 2000
     max_batch_size: int = 256  # vigil's default: larger batches run in chunks of 256
+    contender_timeout_s: float = 600.0  # one contender's process, TensorRT's engine build included
 
     @classmethod
     def dry(cls, out: Path, scratch: Path, tweets: Path) -> GpuConfig:
@@ -98,6 +104,7 @@ class GpuConfig:
             latency_seconds=0.2,
             latency_requests=20,
             max_batch_size=32,
+            contender_timeout_s=300.0,
         )
 
 
@@ -348,6 +355,10 @@ def run(config: GpuConfig) -> dict[str, Any]:
         lambda: reference(checkpoint, list(tweets[:ACCURACY_TEXTS]), device),
         _missing(found, "torch", "transformers") or (None if isinstance(checkpoint, Path) else checkpoint),
     )
+    if not isinstance(ref, str):
+        import numpy as np
+
+        np.save(config.scratch / "reference.npy", ref)
     contenders: dict[str, Any] = {}
     for entry in entries:
         if entry.build is None or isinstance(ref, str):
@@ -355,16 +366,8 @@ def run(config: GpuConfig) -> dict[str, Any]:
             say(f"== {entry.name}: NOT RUN: {reason}")
             contenders[entry.name] = {"label": entry.label, "status": "skipped", "reason": reason}
             continue
-        try:
-            contenders[entry.name] = {"label": entry.label, **measure(entry, list(tweets), ref, config)}
-        except Exception as exc:  # one contender failing must not cost the others their figures
-            say(f"== {entry.name}: FAILED: {type(exc).__name__}: {exc}")
-            contenders[entry.name] = {
-                "label": entry.label,
-                "status": "failed",
-                "reason": f"{type(exc).__name__}: {exc}",
-            }
-        gc.collect()
+        job = {"name": entry.name, "checkpoint": str(checkpoint), "artifact": str(artifact)}
+        contenders[entry.name] = {"label": entry.label, **measure_in_child(job, config)}
     from vigil.runtime.versions import (
         installed_versions,  # after ensure_vigil_importable
     )
@@ -382,6 +385,47 @@ def run(config: GpuConfig) -> dict[str, Any]:
         "tweets": {"source": portable(config.tweets), "count": len(tweets)},
         "contenders": contenders,
     }
+
+
+def measure_in_child(job: dict[str, str], config: GpuConfig) -> dict[str, Any]:
+    """`measure` of one contender in a fresh process; its result, or why there is none."""
+    work = config.scratch / "jobs"
+    work.mkdir(exist_ok=True)
+    job_file, result_file = work / f"{job['name']}.json", work / f"{job['name']}-result.json"
+    result_file.unlink(missing_ok=True)
+    job_file.write_text(json.dumps({**job, "result": str(result_file)}), encoding="utf-8")
+    command = [sys.executable, str(Path(__file__).resolve()), "--contender", str(job_file)]
+    command += ["--scratch", str(config.scratch), "--tweets", str(config.tweets)]
+    command += ["--dry-run"] if config.dry_run else []
+    try:
+        code = subprocess.run(command, cwd=REPO, timeout=config.contender_timeout_s).returncode
+    except subprocess.TimeoutExpired:
+        reason = f"stopped after {config.contender_timeout_s:g} s (contender_timeout_s)"
+    else:
+        if result_file.exists():
+            return json.loads(result_file.read_text(encoding="utf-8"))
+        reason = f"its process exited with status {code} and no result"
+    say(f"== {job['name']}: FAILED: {reason}")
+    return {"status": "failed", "reason": reason}
+
+
+def run_contender(config: GpuConfig, job_file: Path) -> None:
+    """The child's side of `measure_in_child`: probe again, measure the job's contender, write its result."""
+    import numpy as np
+
+    job = json.loads(job_file.read_text(encoding="utf-8"))
+    found = probe(config.scratch)
+    (entry,) = [e for e in plan(config, found, Path(job["checkpoint"]), Path(job["artifact"])) if e.name == job["name"]]
+    try:
+        if entry.build is None:
+            raise RuntimeError(f"cannot run in this process: {entry.reason}")
+        ref = np.load(config.scratch / "reference.npy")
+        result = measure(entry, list(load_tweets(config.tweets).texts), ref, config)
+    except Exception as exc:  # reported as this contender's failure, with the reason
+        say(f"== {entry.name}: FAILED: {type(exc).__name__}: {exc}")
+        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+    result["process"] = os.getpid()  # shows that each contender had a process of its own
+    Path(job["result"]).write_text(json.dumps(portable_json(result), indent=1) + "\n", encoding="utf-8")
 
 
 def _attempt(what: str, step: Callable[[], Any], reason: str | None) -> Any:
@@ -412,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         "[default: data/tweets]",
     )
     parser.add_argument("--dry-run", action="store_true", help="tiny stand-in on the CPU: checks the plumbing only")
+    parser.add_argument("--contender", type=Path, metavar="JOB.json", help=argparse.SUPPRESS)  # the child's side
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("vigil").setLevel(logging.INFO)  # export steps and provider placement
@@ -422,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         say("DRY RUN on the CPU with the tiny stand-in: the figures below mean nothing")
     else:
         config = GpuConfig(False, out, args.scratch, tweets)
+    if args.contender:
+        run_contender(config, args.contender)
+        return 0
     results = run(config)
     config.out.mkdir(parents=True, exist_ok=True)
     path = config.out / "gpu-results.json"

@@ -67,6 +67,8 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
               help="Model instances per GPU.")
 @click.option("--no-tensorrt", is_flag=True, help="Run on ONNX Runtime's CUDA provider, without TensorRT.")
+@click.option("--trt-cache-dir", help="Absolute path, as the server sees it, for TensorRT's engine and timing "
+              "caches (default: REPO/NAME/trt-cache on this machine).")
 @click.option("--force", is_flag=True, help="Replace an existing REPO/NAME.")
 def export_triton(
     artifact: Path,
@@ -77,6 +79,7 @@ def export_triton(
     preferred_batch_sizes: tuple[int, ...],
     instances: int,
     no_tensorrt: bool,
+    trt_cache_dir: str | None,
     force: bool,
 ) -> None:
     """Write a Triton model repository (ONNX Runtime backend, fp16, TensorRT) from ARTIFACT into REPO."""
@@ -91,6 +94,7 @@ def export_triton(
                 preferred_batch_sizes=preferred_batch_sizes,
                 instances=instances,
                 tensorrt=not no_tensorrt,
+                trt_cache_dir=trt_cache_dir,
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None

@@ -11,6 +11,15 @@ Triton sees token ids, not text: clients tokenize, with the files written beside
         tokenizer.json   for clients: text -> input_ids, attention_mask [batch, seq_len]
         manifest.json    for clients: labels, thresholds, sequence length, provenance
         1/model.onnx     the fp16 variant, its sha256 checked against the manifest
+        warmup/          one sample row (the empty text's ids and mask, raw int64) that
+                         `model_warmup` runs at batch 1 and max_batch_size before serving
+
+With TensorRT, the config also gives the engine and timing caches a directory (by default
+REPO/NAME/trt-cache, as an absolute path: pass `trt_cache_dir` where the server sees the
+repository elsewhere, as in a container), one explicit profile 1..max_batch_size, and a
+warm-up that builds the engine at load, so neither a restart nor a batch larger than the
+first one rebuilds it (notes/GPU.md). The cache folder is keyed by the model's sha256 and
+the profile; empty it after upgrading the server's TensorRT.
 
 REPO/NAME is assembled in a hidden directory inside REPO (the same filesystem, so the final
 rename is atomic) and only then renamed into place: an interrupted export leaves no
@@ -33,7 +42,8 @@ from vigil.files.atomic import renamed_on_success
 from vigil.runtime.checks import require_int
 from vigil.runtime.errors import ArtifactError
 from vigil.runtime.manifest import INPUT_NAMES, MANIFEST_FILE, STANDIN_WARNING, Manifest
-from vigil.runtime.providers import TRT_WORKSPACE_BYTES
+from vigil.runtime.providers import TRT_WORKSPACE_BYTES, profile_shapes
+from vigil.runtime.tokenizer import SharedTokenizer
 
 from .errors import refuse_existing
 
@@ -45,6 +55,8 @@ LABELS_FILE = "labels.txt"
 CONFIG_FILE = "config.pbtxt"
 MODEL_VERSION = "1"
 MODEL_FILE = "model.onnx"
+WARMUP_DIR = "warmup"  # Triton reads model_warmup's input_data_file from here
+TRT_CACHE_DIR = "trt-cache"
 
 # Triton and PyTriton accept these model names; they are also directory names.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -62,6 +74,8 @@ class TritonRepoConfig:
             `max_batch_size`.
         instances: Model instances on each GPU.
         tensorrt: Hand the graph to TensorRT (FP16); False runs it on the CUDA provider.
+        trt_cache_dir: Where the server keeps TensorRT engines and timing caches; None
+            means REPO/NAME/trt-cache as an absolute path on this machine.
     """
 
     name: str = "vigil"
@@ -70,12 +84,15 @@ class TritonRepoConfig:
     preferred_batch_sizes: tuple[int, ...] = ()
     instances: int = 1
     tensorrt: bool = True
+    trt_cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a str, got {self.name!r}")
         if not _NAME.fullmatch(self.name):
             raise ValueError(f"name must be letters, digits, '.', '_' or '-', not starting with a symbol; got {self.name!r}")
+        if self.trt_cache_dir is not None and not Path(self.trt_cache_dir).is_absolute():
+            raise ValueError(f"trt_cache_dir must be an absolute path (the server's cwd is unknown), got {self.trt_cache_dir!r}")
         require_int("max_batch_size", self.max_batch_size, 1)
         require_int("max_queue_delay_us", self.max_queue_delay_us, 0)
         require_int("instances", self.instances, 1)
@@ -87,8 +104,8 @@ class TritonRepoConfig:
                 )
 
 
-def build_model_config(manifest: Manifest, config: TritonRepoConfig) -> mc.ModelConfig:
-    """Triton's model configuration for the artifact's fp16 variant."""
+def build_model_config(manifest: Manifest, config: TritonRepoConfig, cache_dir: str) -> mc.ModelConfig:
+    """Triton's model configuration for the artifact's fp16 variant; TensorRT caches in CACHE_DIR."""
     model = mc.ModelConfig(
         name=config.name,
         platform="onnxruntime_onnx",
@@ -105,10 +122,37 @@ def build_model_config(manifest: Manifest, config: TritonRepoConfig) -> mc.Model
     model.output.add(name=OUTPUT, data_type=mc.TYPE_FP32, dims=[len(manifest.labels)], label_filename=LABELS_FILE)
     if config.tensorrt:
         model.optimization.execution_accelerators.gpu_execution_accelerator.add(
-            name="tensorrt",
-            parameters={"precision_mode": "FP16", "max_workspace_size_bytes": str(TRT_WORKSPACE_BYTES)},
+            name="tensorrt", parameters=_tensorrt_parameters(manifest, config, cache_dir)
+        )
+    for batch in sorted({1, config.max_batch_size}):
+        model.model_warmup.add(
+            name=f"batch-{batch}",
+            batch_size=batch,
+            inputs={
+                name: mc.ModelWarmup.Input(data_type=mc.TYPE_INT64, dims=[manifest.sequence_length], input_data_file=name)
+                for name in INPUT_NAMES
+            },
         )
     return model
+
+
+def _tensorrt_parameters(manifest: Manifest, config: TritonRepoConfig, cache_dir: str) -> dict[str, str]:
+    """The TensorRT accelerator's parameters: caches in a folder per model and profile, and
+    the profile itself, the same for every load, so that a cached engine is reused."""
+    sequence_length = manifest.sequence_length
+    profile = f"{manifest.variant(VARIANT).sha256[:16]}-b{config.max_batch_size}x{sequence_length}"
+    cache = str(Path(cache_dir) / profile)
+    return {
+        "precision_mode": "FP16",
+        "max_workspace_size_bytes": str(TRT_WORKSPACE_BYTES),
+        "trt_engine_cache_enable": "true",
+        "trt_engine_cache_path": cache,
+        "trt_timing_cache_enable": "true",
+        "trt_timing_cache_path": cache,
+        "trt_profile_min_shapes": profile_shapes(1, sequence_length),
+        "trt_profile_opt_shapes": profile_shapes(config.max_batch_size, sequence_length),
+        "trt_profile_max_shapes": profile_shapes(config.max_batch_size, sequence_length),
+    }
 
 
 def export_triton_repository(
@@ -129,8 +173,9 @@ def export_triton_repository(
     repo = Path(repo)
     target = repo / config.name
     refuse_existing(target, force)
+    cache_dir = config.trt_cache_dir or str(target.resolve() / TRT_CACHE_DIR)
     with renamed_on_success(target, directory=True) as work:
-        _write_model_dir(work, manifest, model_file, build_model_config(manifest, config))
+        _write_model_dir(work, manifest, model_file, build_model_config(manifest, config, cache_dir))
     return target
 
 
@@ -153,6 +198,17 @@ def _write_model_dir(work: Path, manifest: Manifest, model_file: Path, model: mc
     (work / LABELS_FILE).write_text("".join(f"{label}\n" for label in manifest.labels), encoding="utf-8")
     shutil.copyfile(manifest.directory / manifest.tokenizer_file, work / manifest.tokenizer_file)
     shutil.copyfile(manifest.directory / MANIFEST_FILE, work / MANIFEST_FILE)
+    _write_warmup_sample(work / WARMUP_DIR, manifest)
+
+
+def _write_warmup_sample(folder: Path, manifest: Manifest) -> None:
+    """One row per input, raw little-endian int64 as Triton reads it (it repeats the row up
+    to each warm-up's batch size): the empty text, a real encoding, since a fully masked
+    row can turn an fp16 attention into NaN."""
+    folder.mkdir()
+    tokenizer = SharedTokenizer(manifest.directory / manifest.tokenizer_file, manifest.sequence_length, manifest.pad_id)
+    for name, row in zip(INPUT_NAMES, tokenizer.encode([""])):
+        (folder / name).write_bytes(row[0].astype("<i8").tobytes())
 
 
 def _config_header(manifest: Manifest) -> str:

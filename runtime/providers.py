@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .checks import require_int
 from .errors import ProviderError
+from .gpu_libraries import onnxruntime_version, require_gpu_libraries
 from .manifest import INPUT_NAMES, Manifest, Variant
 
 __all__ = [
@@ -32,7 +33,9 @@ __all__ = [
     "SessionPlan",
     "buckets",
     "cuda_options",
+    "engine_cache_key",
     "plan_sessions",
+    "profile_shapes",
     "tensorrt_options",
 ]
 
@@ -97,12 +100,16 @@ def plan_sessions(
         variant: A manifest variant name, or None for each provider's natural variant.
         available_providers: What `onnxruntime.get_available_providers()` reports.
         max_batch_size: Largest batch a GPU session is built and bucketed for.
-        cache_dir: Where TensorRT caches engines; None means `<artifact>/.trt-cache` when
-            the artifact directory is writable, else `~/.cache/vigil/trt`.
+        cache_dir: Where TensorRT caches engines, one folder per `engine_cache_key`; None
+            means `<artifact>/.trt-cache` when the artifact directory is writable, else
+            `~/.cache/vigil/trt`.
+
+    A GPU provider's libraries are loaded here, once per process (`gpu_libraries`): one
+    that cannot load rules its provider out, as an error when it was asked for by name.
 
     Raises:
         ProviderError: An explicit provider or variant cannot be used here; the message
-            lists what can.
+            lists what can, or names the missing library and the extra that brings it.
     """
     require_int("max_batch_size", max_batch_size, 1)
     if provider != "auto" and provider not in PROVIDERS:
@@ -117,8 +124,9 @@ def plan_sessions(
     for name in PROVIDERS:
         try:
             found += _plans_for(manifest, name, variant, available_providers, max_batch_size, cache_dir)
-        except ProviderError as exc:
-            _log.info("auto: skipping %s: %s", name, exc)
+        except ProviderError as exc:  # in the build but unusable (a missing library) is worth a warning
+            level = logging.WARNING if PROVIDERS[name] in available_providers else logging.INFO
+            _log.log(level, "auto: skipping %s: %s", name, exc)
     if not found:
         raise ProviderError(
             f"no provider can run artifact {manifest.directory}; available: {list(available_providers)}"
@@ -153,8 +161,11 @@ def _plans_for(
     if reason:
         raise ProviderError(f"provider {provider!r} cannot run variant {name!r}: {reason}")
     sizes = buckets(max_batch_size)
+    if provider in ("cuda", "tensorrt"):
+        trt_version = require_gpu_libraries(provider)
     if provider == "tensorrt":
-        cache = _trt_cache_dir(manifest, manifest.variants[name], cache_dir)
+        key = engine_cache_key(manifest.variants[name], max_batch_size, manifest.sequence_length, trt_version)
+        cache = _trt_cache_base(manifest, cache_dir) / key
         options = tensorrt_options(cache, max_batch_size, manifest.sequence_length)
         gpu = (("TensorrtExecutionProvider", options), ("CUDAExecutionProvider", {"device_id": "0"}))
         return [SessionPlan(ort_name, name, gpu, sizes, GPU_DEVICE, cache_dir=cache)]
@@ -190,10 +201,6 @@ def tensorrt_options(cache_dir: Path, max_batch_size: int, sequence_length: int)
     so one engine serves every bucket; it must be passed identically each time or the
     cached engine is rebuilt.
     """
-
-    def shapes(batch: int) -> str:
-        return ",".join(f"{name}:{batch}x{sequence_length}" for name in INPUT_NAMES)
-
     return {
         "device_id": "0",
         "trt_fp16_enable": "True",
@@ -201,11 +208,16 @@ def tensorrt_options(cache_dir: Path, max_batch_size: int, sequence_length: int)
         "trt_engine_cache_path": str(cache_dir),
         "trt_timing_cache_enable": "True",
         "trt_timing_cache_path": str(cache_dir),
-        "trt_profile_min_shapes": shapes(1),
-        "trt_profile_opt_shapes": shapes(max_batch_size),
-        "trt_profile_max_shapes": shapes(max_batch_size),
+        "trt_profile_min_shapes": profile_shapes(1, sequence_length),
+        "trt_profile_opt_shapes": profile_shapes(max_batch_size, sequence_length),
+        "trt_profile_max_shapes": profile_shapes(max_batch_size, sequence_length),
         "trt_max_workspace_size": str(TRT_WORKSPACE_BYTES),
     }
+
+
+def profile_shapes(batch: int, sequence_length: int) -> str:
+    """Both inputs at BATCH x SEQUENCE_LENGTH, as TensorRT's `trt_profile_*_shapes` want them."""
+    return ",".join(f"{name}:{batch}x{sequence_length}" for name in INPUT_NAMES)
 
 
 def cuda_options(*, cuda_graphs: bool) -> dict[str, str]:
@@ -213,15 +225,25 @@ def cuda_options(*, cuda_graphs: bool) -> dict[str, str]:
     return {"device_id": "0", "enable_cuda_graph": "1" if cuda_graphs else "0"}
 
 
-def _trt_cache_dir(manifest: Manifest, variant: Variant, cache_dir: str | os.PathLike[str] | None) -> Path:
-    """Engines are keyed by the model file's sha256: TensorRT's own cache key ignores the
-    weights, so a re-exported artifact must never find the old engine."""
+def engine_cache_key(variant: Variant, max_batch_size: int, sequence_length: int, trt_version: str) -> str:
+    """The folder name of one TensorRT engine cache: what makes its engine valid.
+
+    - The model file's sha256: TensorRT's own cache key ignores the weights, so a
+      re-exported artifact must never find the old engine.
+    - The profile (max_batch_size x sequence_length): ORT rebuilds, for minutes, whenever
+      the saved profile differs, so `vigil serve` (64) and classify (256) keep one each
+      instead of thrashing a shared one.
+    - TensorRT's and ONNX Runtime's versions: an engine from another TensorRT fails to
+      deserialize, and must be rebuilt, never be a reason to change provider.
+    """
+    profile = f"b{max_batch_size}x{sequence_length}"
+    return f"{variant.sha256[:16]}-{profile}-trt{trt_version}-ort{onnxruntime_version()}"
+
+
+def _trt_cache_base(manifest: Manifest, cache_dir: str | os.PathLike[str] | None) -> Path:
+    """CACHE_DIR, else inside the artifact when writable, else the user's cache."""
     if cache_dir is not None:
-        base = Path(cache_dir)
-    elif os.access(manifest.directory, os.W_OK):
-        base = manifest.directory / ".trt-cache"
-    else:
-        base = Path.home() / ".cache" / "vigil" / "trt"
-    return base / variant.sha256[:16]
-
-
+        return Path(cache_dir)
+    if os.access(manifest.directory, os.W_OK):
+        return manifest.directory / ".trt-cache"
+    return Path.home() / ".cache" / "vigil" / "trt"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,8 @@ def test_gpu_dry_run_reports_what_it_could_not_run(tmp_path: Path) -> None:
     for name in ("pytorch-cpu", "vigil-cpu"):
         assert contenders[name]["status"] == "ok", contenders[name]
         assert contenders[name]["throughput"]["end_to_end"] and contenders[name]["latency"]["n"] >= 1
+    processes = {contenders[name]["process"] for name in ("pytorch-cpu", "vigil-cpu")}
+    assert len(processes) == 2 and os.getpid() not in processes  # one child process per contender
     if "CUDAExecutionProvider" not in results["probe"]["onnxruntime"].get("providers", []):
         assert contenders["vigil-cuda"]["status"] == "skipped"
         assert "CUDAExecutionProvider" in contenders["vigil-cuda"]["reason"]

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("tritonclient.grpc", reason="export-triton needs tritonclient[grpc] for Triton's config schema")
@@ -28,6 +29,7 @@ from vigil.export.errors import ExportError
 from vigil.export.triton import TritonRepoConfig, export_triton_repository
 from vigil.runtime.errors import ArtifactError
 from vigil.runtime.manifest import Manifest
+from vigil.runtime.tokenizer import SharedTokenizer
 
 TRITON_PYTHON = Path(__file__).resolve().parents[2] / ".venv-triton" / "bin" / "python"
 
@@ -58,7 +60,8 @@ def test_all_is_complete() -> None:
 
 def test_default_config_round_trips_field_by_field(tiny_artifact: Path, tmp_path: Path) -> None:
     manifest = Manifest.load(tiny_artifact)
-    config = read_config(export_triton_repository(tiny_artifact, tmp_path / "repo"))
+    model_dir = export_triton_repository(tiny_artifact, tmp_path / "repo")
+    config = read_config(model_dir)
 
     assert config.name == "vigil"
     assert (config.platform, config.backend) == ("onnxruntime_onnx", "onnxruntime")
@@ -75,13 +78,52 @@ def test_default_config_round_trips_field_by_field(tiny_artifact: Path, tmp_path
     assert [(g.kind, g.count) for g in config.instance_group] == [(mc.ModelInstanceGroup.KIND_GPU, 1)]
     (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
     assert accelerator.name == "tensorrt"
-    assert dict(accelerator.parameters) == {"precision_mode": "FP16", "max_workspace_size_bytes": str(4 << 30)}
+    cache = str(model_dir.resolve() / "trt-cache" / f"{manifest.variant('fp16').sha256[:16]}-b256x32")
+    assert dict(accelerator.parameters) == {
+        "precision_mode": "FP16",
+        "max_workspace_size_bytes": str(4 << 30),
+        "trt_engine_cache_enable": "true",
+        "trt_engine_cache_path": cache,
+        "trt_timing_cache_enable": "true",
+        "trt_timing_cache_path": cache,
+        "trt_profile_min_shapes": "input_ids:1x32,attention_mask:1x32",
+        "trt_profile_opt_shapes": "input_ids:256x32,attention_mask:256x32",
+        "trt_profile_max_shapes": "input_ids:256x32,attention_mask:256x32",
+    }
     assert not config.optimization.execution_accelerators.cpu_execution_accelerator
+    assert_warmup(config, model_dir, manifest, [1, 256])
     # Nothing else is set: Triton fills every other field with its defaults.
     assert {field.name for field, _ in config.ListFields()} == {
         "name", "platform", "backend", "max_batch_size", "input", "output",
-        "dynamic_batching", "instance_group", "optimization",
+        "dynamic_batching", "instance_group", "optimization", "model_warmup",
     }
+
+
+def assert_warmup(config: mc.ModelConfig, model_dir: Path, manifest: Manifest, batches: list[int]) -> None:
+    """One warm-up per batch size, each reading one real row (the empty text) per input."""
+    assert [(w.name, w.batch_size) for w in config.model_warmup] == [(f"batch-{b}", b) for b in batches]
+    tokenizer = SharedTokenizer(manifest.directory / manifest.tokenizer_file, manifest.sequence_length, manifest.pad_id)
+    expected = dict(zip(("input_ids", "attention_mask"), tokenizer.encode([""])))
+    for warmup in config.model_warmup:
+        assert set(warmup.inputs) == set(expected)
+        for name, spec in warmup.inputs.items():
+            assert (spec.data_type, list(spec.dims), spec.input_data_file) == (mc.TYPE_INT64, [32], name)
+            row = np.fromfile(model_dir / "warmup" / name, dtype="<i8")
+            np.testing.assert_array_equal(row, expected[name][0])
+    assert expected["attention_mask"][0].sum() >= 2  # [CLS] [SEP]: never a fully masked row
+
+
+def test_trt_cache_dir_must_be_absolute_and_reaches_the_config(tiny_artifact: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="absolute path"):
+        TritonRepoConfig(trt_cache_dir="relative/cache")
+    options = TritonRepoConfig(max_batch_size=64, trt_cache_dir="/models/cache")
+    config = read_config(export_triton_repository(tiny_artifact, tmp_path / "repo", options))
+    (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    parameters = accelerator.parameters
+    assert parameters["trt_engine_cache_path"].startswith("/models/cache/")
+    assert parameters["trt_engine_cache_path"].endswith("-b64x32")
+    assert parameters["trt_profile_max_shapes"] == "input_ids:64x32,attention_mask:64x32"
+    assert [w.batch_size for w in config.model_warmup] == [1, 64]
 
 
 def test_options_reach_the_config(tiny_artifact: Path, tmp_path: Path) -> None:
@@ -98,6 +140,7 @@ def test_options_reach_the_config(tiny_artifact: Path, tmp_path: Path) -> None:
     assert config.dynamic_batching.max_queue_delay_microseconds == 0
     assert [(g.kind, g.count) for g in config.instance_group] == [(mc.ModelInstanceGroup.KIND_GPU, 3)]
     assert not config.HasField("optimization")
+    assert [w.batch_size for w in config.model_warmup] == [1, 64]  # the CUDA provider warms up too
 
 
 def test_files_beside_the_config(tiny_artifact: Path, tmp_path: Path) -> None:
@@ -108,6 +151,7 @@ def test_files_beside_the_config(tiny_artifact: Path, tmp_path: Path) -> None:
     assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")) == [
         "vigil", "vigil/1", "vigil/1/model.onnx", "vigil/config.pbtxt",
         "vigil/labels.txt", "vigil/manifest.json", "vigil/tokenizer.json",
+        "vigil/warmup", "vigil/warmup/attention_mask", "vigil/warmup/input_ids",
     ]  # and no hidden staging directory left behind
     assert sha256(model_dir / "1" / "model.onnx") == manifest.variant("fp16").sha256
     assert (model_dir / "labels.txt").read_text(encoding="utf-8").splitlines() == list(manifest.labels)

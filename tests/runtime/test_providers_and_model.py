@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import pytest
 
 from vigil.runtime import model as model_module
@@ -59,6 +60,20 @@ CUDA_OPTION_NAMES = {
 }  # fmt: skip
 # The TensorRT provider's Python binding parses booleans itself and takes only these.
 TRT_BOOLEANS = {"True", "False", "true", "false"}
+
+
+@pytest.fixture(autouse=True)
+def gpu_libraries_load(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """There are no GPU libraries here: planning a GPU session records the provider instead,
+    and TensorRT reports version 10.13.2 (`getInferLibVersion`'s 101302)."""
+    loaded: list[str] = []
+
+    def fake(provider: str) -> str | None:
+        loaded.append(provider)
+        return "101302" if provider == "tensorrt" else None
+
+    monkeypatch.setattr(providers_module, "require_gpu_libraries", fake)
+    return loaded
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +179,7 @@ def test_tensorrt_options_are_real_option_names_with_the_documented_values(manif
     assert (name, fallback) == (TRT, CUDA)
     assert set(options) <= TRT_OPTION_NAMES and set(fallback_options) <= CUDA_OPTION_NAMES
     assert all(isinstance(v, str) for v in options.values())
-    cache = tmp_path / manifest.variants["fp16"].sha256[:16]
+    cache = tmp_path / f"{manifest.variants['fp16'].sha256[:16]}-b128x32-trt101302-ort{onnxruntime.__version__}"
     assert plan.cache_dir == cache
     assert options == {
         "device_id": "0",
@@ -193,12 +208,61 @@ def test_cuda_options_are_real_option_names(manifest: Manifest) -> None:
 def test_tensorrt_cache_defaults_inside_the_artifact_else_the_user_cache(
     manifest: Manifest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key = manifest.variants["fp16"].sha256[:16]
+    key = f"{manifest.variants['fp16'].sha256[:16]}-b256x32-trt101302-ort{onnxruntime.__version__}"
     plan = plan_sessions(manifest, "tensorrt", None, ALL)[0]
     assert plan.cache_dir == manifest.directory / ".trt-cache" / key
     monkeypatch.setattr(providers_module.os, "access", lambda path, mode: False)
     plan = plan_sessions(manifest, "tensorrt", None, ALL)[0]
     assert plan.cache_dir == Path.home() / ".cache" / "vigil" / "trt" / key
+
+
+def test_tensorrt_engine_cache_is_one_folder_per_profile_and_version(
+    manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cache(max_batch_size: int = 256) -> Path:
+        (plan,) = plan_sessions(manifest, "tensorrt", None, ALL, max_batch_size=max_batch_size, cache_dir=tmp_path)
+        options = plan.providers[0][1]
+        assert options["trt_engine_cache_path"] == options["trt_timing_cache_path"] == str(plan.cache_dir)
+        return plan.cache_dir
+
+    serve, classify = cache(64), cache(256)
+    assert serve != classify and "-b64x32-" in serve.name and "-b256x32-" in classify.name
+    assert cache(64) == serve  # the same request finds the same engine
+    monkeypatch.setattr(providers_module, "require_gpu_libraries", lambda provider: "101601")
+    assert cache() != classify and "-trt101601-" in cache().name  # a TensorRT upgrade
+    monkeypatch.setattr(providers_module, "onnxruntime_version", lambda: "1.99.0")
+    assert cache().name.endswith("-trt101601-ort1.99.0")  # an onnxruntime upgrade
+    other = dataclasses.replace(manifest.variants["fp16"], sha256="f" * 64)
+    assert providers_module.engine_cache_key(other, 256, 32, "101601").startswith("f" * 16 + "-")
+
+
+def test_gpu_plans_load_their_libraries_first(manifest: Manifest, gpu_libraries_load: list[str]) -> None:
+    plan_sessions(manifest, "auto", None, ALL)
+    assert gpu_libraries_load == ["tensorrt", "cuda"]
+    gpu_libraries_load.clear()
+    plan_sessions(manifest, "cpu", None, ALL)
+    assert gpu_libraries_load == []
+
+
+def missing_library(provider: str) -> str | None:
+    raise ProviderError(f"provider {provider!r} needs libnvinfer.so.10, which cannot be loaded: pip install 'vigil[tensorrt]'")
+
+
+def test_a_missing_gpu_library_is_an_error_when_the_provider_is_named(manifest: Manifest, monkeypatch) -> None:
+    monkeypatch.setattr(providers_module, "require_gpu_libraries", missing_library)
+    with pytest.raises(ProviderError, match=r"libnvinfer\.so\.10.*vigil\[tensorrt\]"):
+        plan_sessions(manifest, "tensorrt", None, ALL)
+
+
+def test_auto_warns_of_a_missing_gpu_library_and_moves_on(
+    manifest: Manifest, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(providers_module, "require_gpu_libraries", missing_library)
+    with caplog.at_level(logging.INFO, logger=providers_module.__name__):
+        plans = plan_sessions(manifest, "auto", None, ALL)
+    assert [p.provider for p in plans] == [CPU]
+    skipped = [r for r in caplog.records if "libnvinfer.so.10" in r.getMessage()]
+    assert [r.levelno for r in skipped] == [logging.WARNING, logging.WARNING]  # tensorrt, cuda
 
 
 def test_buckets_are_powers_of_two_up_to_the_maximum() -> None:
