@@ -1,11 +1,18 @@
 """`Classifier`: tweets in, the model card's probabilities out, as fast as the model runs.
 
 Each batch goes: type check, `clean_tweet` (the card's cleaning), tokenization to
-[n, sequence_length], the model, a sigmoid. Bulk scoring (`predict`, `iter_predict`,
-`iter_batches`) runs the first three steps of the next batches on one background thread (the tokenizer is shared),
-while the calling thread runs the model on the current one; at most `_PREFETCH` batches are
-read ahead, so memory stays bounded however long the input. The calling thread also reads
-the input iterable, so a generator never has to be thread-safe.
+[n, sequence_length], the model, a sigmoid. On the CPU, an artifact with sequence buckets
+runs each batch at the smallest bucket that holds its longest text (`score` cuts the
+right padding beyond it; the mask makes that exact), so short tweets stop paying for 32
+positions. GPU models keep their bound [batch, sequence_length] buffers.
+
+Bulk scoring (`predict`, `iter_predict`, `iter_batches`) reads the input in windows of
+`_WINDOW` texts (one batch without buckets), runs the first three steps of the next
+windows on one background thread (the tokenizer is shared) while the calling thread runs
+the model on the current one, and within a window forms batches of texts of similar
+length, then puts the scores back in input order. At most `_PREFETCH` windows are read
+ahead, so memory stays bounded however long the input. The calling thread also reads the
+input iterable, so a generator never has to be thread-safe.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from .tokenizer import SharedTokenizer
 __all__ = ["Classifier", "ScoredBatch", "sigmoid"]
 
 _PREFETCH = 2
+_WINDOW = 4096  # texts grouped by length at a time: bounds memory and the first result's delay
 _DEFAULT_THRESHOLD = 0.5
 
 _Thresholds = Mapping[str, float] | float | None
@@ -75,6 +83,8 @@ class Classifier:
         variant: The manifest variant in use.
         random_weights: True for a random stand-in, whose scores mean nothing.
         clean: Whether texts go through the card's `clean_tweet` first.
+        sequence_buckets: The lengths batches run at; empty when every batch runs at
+            sequence_length (an artifact without buckets, or a GPU).
     """
 
     def __init__(
@@ -95,6 +105,7 @@ class Classifier:
         self.clean = clean
         self._model: Model | None = model
         self._tokenizer = tokenizer or _tokenizer_for(manifest)
+        self.sequence_buckets = _sequence_buckets(manifest, model)
         self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-prefetch")
 
     @classmethod
@@ -200,7 +211,7 @@ class Classifier:
         by `start` rather than trusting that it counted along in step.
 
         Raises:
-            InputError: When the batch holding a non-str item is reached.
+            InputError: When the window holding a non-str item is reached.
         """
         require_int("batch_size", batch_size, 1)
         if isinstance(texts, str):
@@ -210,28 +221,42 @@ class Classifier:
         return self._scored_batches(iter(texts), batch_size)
 
     def _scored_batches(self, texts: Iterator[str], batch_size: int) -> Iterator[ScoredBatch]:
-        batches = _batches(texts, batch_size)
-        first, second = next(batches, None), next(batches, None)
+        windows = _batches(texts, _window_size(batch_size, bool(self.sequence_buckets)))
+        first, second = next(windows, None), next(windows, None)
         if first is None:
             return
-        if second is None:  # a single batch (batch-1 latency): nothing to overlap with
-            yield ScoredBatch(first[0], self.score(*self.encode(first[1], start=first[0])))
+        if second is None:  # a single window (batch-1 latency): nothing to overlap with
+            yield from self._score_window(first[0], self.encode(first[1], start=first[0]), batch_size)
             return
         pending: deque[tuple[int, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
         try:
-            for start, batch in chain((first, second), batches):
-                pending.append((start, self._prefetcher.submit(self.encode, batch, start=start)))
+            for start, window in chain((first, second), windows):
+                pending.append((start, self._prefetcher.submit(self.encode, window, start=start)))
                 if len(pending) > _PREFETCH:
-                    yield self._score_pending(pending.popleft())
+                    start, encoded = pending.popleft()
+                    yield from self._score_window(start, encoded.result(), batch_size)
             while pending:
-                yield self._score_pending(pending.popleft())
+                start, encoded = pending.popleft()
+                yield from self._score_window(start, encoded.result(), batch_size)
         finally:
             for _, future in pending:  # the consumer stopped early: skip what is still queued
                 future.cancel()
 
-    def _score_pending(self, pending: tuple[int, Future[tuple[np.ndarray, np.ndarray]]]) -> ScoredBatch:
-        start, encoded = pending
-        return ScoredBatch(start, self.score(*encoded.result()))
+    def _score_window(
+        self, start: int, encoded: tuple[np.ndarray, np.ndarray], batch_size: int
+    ) -> Iterator[ScoredBatch]:
+        """Score one encoded window in batches of similar length; yield it in input order."""
+        ids, mask = encoded
+        if self.sequence_buckets:
+            order = np.argsort(mask.sum(axis=1), kind="stable")
+            ids, mask = ids[order], mask[order]
+        probabilities = np.concatenate(
+            [self.score(ids[i : i + batch_size], mask[i : i + batch_size]) for i in range(0, len(ids), batch_size)]
+        )
+        if self.sequence_buckets:
+            probabilities[order] = probabilities.copy()
+        for i in range(0, len(probabilities), batch_size):
+            yield ScoredBatch(start + i, probabilities[i : i + batch_size])
 
     def encode(self, texts: Sequence[str], *, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Check, clean and tokenize TEXTS (on any thread: the tokenizer is shared).
@@ -250,8 +275,21 @@ class Classifier:
         return self._tokenizer.encode(texts)
 
     def score(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Probabilities, float32 [n, n_labels], for encoded texts (see `encode`)."""
-        return sigmoid(self.model.run(ids, mask))
+        """Probabilities, float32 [n, n_labels], for encoded texts (see `encode`).
+
+        With sequence buckets the batch runs at the smallest that holds its longest row.
+        """
+        return sigmoid(self.model.run(*self._fit(ids, mask)))
+
+    def _fit(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """IDS and MASK cut to their sequence bucket: only right padding is cut."""
+        if not self.sequence_buckets or not len(mask):
+            return ids, mask
+        longest = mask.shape[1] - int(np.argmax(mask[:, ::-1].any(axis=0)))
+        width = next((w for w in self.sequence_buckets if w >= longest), mask.shape[1])
+        if width >= mask.shape[1]:
+            return ids, mask
+        return np.ascontiguousarray(ids[:, :width]), np.ascontiguousarray(mask[:, :width])
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Label decisions, bool [n, n_labels]: probability >= that label's threshold."""
@@ -323,6 +361,20 @@ def _probability(label: str, value: object) -> float:
 
 def _tokenizer_for(manifest: Manifest) -> SharedTokenizer:
     return SharedTokenizer(manifest.verified_tokenizer_path(), manifest.sequence_length, manifest.pad_id)
+
+
+def _sequence_buckets(manifest: Manifest, model: Model) -> tuple[int, ...]:
+    """The manifest's buckets where the model can run them: a symbolic sequence axis, and
+    no bound buffers (GPU models bind [batch, sequence_length]; CUDA graphs and TensorRT
+    profiles per bucket are not built yet)."""
+    if model.plan.buckets or isinstance(model.session.get_inputs()[0].shape[1], int):
+        return ()
+    return manifest.sequence_buckets
+
+
+def _window_size(batch_size: int, bucketed: bool) -> int:
+    """Texts read, encoded and grouped by length at a time: whole batches of BATCH_SIZE."""
+    return batch_size * max(1, _WINDOW // batch_size) if bucketed else batch_size
 
 
 def _batches(texts: Iterator[str], size: int) -> Iterator[tuple[int, list[str]]]:
