@@ -6,13 +6,13 @@ runs each batch at the smallest bucket that holds its longest text (`score` cuts
 right padding beyond it; the mask makes that exact), so short tweets stop paying for 32
 positions. GPU models keep their bound [batch, sequence_length] buffers.
 
-Bulk scoring (`predict`, `iter_predict`, `iter_batches`) reads the input in windows of
-`_WINDOW` texts (one batch without buckets), runs the first three steps of the next
-windows on one background thread (the tokenizer is shared) while the calling thread runs
-the model on the current one, and within a window forms batches of texts of similar
-length, then puts the scores back in input order. At most `_PREFETCH` windows are read
-ahead, so memory stays bounded however long the input. The calling thread also reads the
-input iterable, so a generator never has to be thread-safe.
+Bulk scoring (`predict`, `iter_predict`, `iter_batches`) runs the first three steps of the
+next batches on one background thread (the tokenizer is shared) while the calling thread
+runs the model on the current one; at most `_PREFETCH` batches are read ahead. With
+buckets it reads the input in windows of `_WINDOW` texts, forms batches of texts of similar
+length within each, and puts the scores back in input order, so memory stays bounded
+however long the input. The calling thread also reads the input iterable, so a generator
+never has to be thread-safe.
 """
 
 from __future__ import annotations
@@ -221,42 +221,53 @@ class Classifier:
         return self._scored_batches(iter(texts), batch_size)
 
     def _scored_batches(self, texts: Iterator[str], batch_size: int) -> Iterator[ScoredBatch]:
-        windows = _batches(texts, _window_size(batch_size, bool(self.sequence_buckets)))
-        first, second = next(windows, None), next(windows, None)
+        if not self.sequence_buckets:
+            yield from self._pipelined(_batches(texts, batch_size))
+            return
+        for start, window in _batches(texts, _window_size(batch_size, bucketed=True)):
+            yield from self._by_length(start, window, batch_size)
+
+    def _by_length(self, start: int, window: list[str], batch_size: int) -> Iterator[ScoredBatch]:
+        """Score WINDOW in batches of texts of similar length, yield it back in input order.
+
+        Characters stand in for tokens when grouping (the bucket itself comes from the
+        tokens), so grouping needs no tokenization and the batches still go through the
+        prefetch pipeline: tokenizing the next batch overlaps the model on this one.
+        """
+        self._check_types(window, start)  # indices of the input, before any reordering
+        order = sorted(range(len(window)), key=lambda i: len(window[i]))
+        grouped = [window[i] for i in order]
+        scores = np.empty((len(window), len(self.labels)), dtype=np.float32)
+        batches = ((start + i, grouped[i : i + batch_size]) for i in range(0, len(grouped), batch_size))
+        for batch in self._pipelined(batches):
+            offset = batch.start - start
+            scores[order[offset : offset + len(batch.probabilities)]] = batch.probabilities
+        for i in range(0, len(window), batch_size):
+            yield ScoredBatch(start + i, scores[i : i + batch_size])
+
+    def _pipelined(self, batches: Iterator[tuple[int, list[str]]]) -> Iterator[ScoredBatch]:
+        """Score BATCHES in order while the next ones are encoded on the prefetch thread."""
+        first, second = next(batches, None), next(batches, None)
         if first is None:
             return
-        if second is None:  # a single window (batch-1 latency): nothing to overlap with
-            yield from self._score_window(first[0], self.encode(first[1], start=first[0]), batch_size)
+        if second is None:  # a single batch (batch-1 latency): nothing to overlap with
+            yield ScoredBatch(first[0], self.score(*self.encode(first[1], start=first[0])))
             return
         pending: deque[tuple[int, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
         try:
-            for start, window in chain((first, second), windows):
-                pending.append((start, self._prefetcher.submit(self.encode, window, start=start)))
+            for start, batch in chain((first, second), batches):
+                pending.append((start, self._prefetcher.submit(self.encode, batch, start=start)))
                 if len(pending) > _PREFETCH:
-                    start, encoded = pending.popleft()
-                    yield from self._score_window(start, encoded.result(), batch_size)
+                    yield self._score_pending(pending.popleft())
             while pending:
-                start, encoded = pending.popleft()
-                yield from self._score_window(start, encoded.result(), batch_size)
+                yield self._score_pending(pending.popleft())
         finally:
             for _, future in pending:  # the consumer stopped early: skip what is still queued
                 future.cancel()
 
-    def _score_window(
-        self, start: int, encoded: tuple[np.ndarray, np.ndarray], batch_size: int
-    ) -> Iterator[ScoredBatch]:
-        """Score one encoded window in batches of similar length; yield it in input order."""
-        ids, mask = encoded
-        if self.sequence_buckets:
-            order = np.argsort(mask.sum(axis=1), kind="stable")
-            ids, mask = ids[order], mask[order]
-        probabilities = np.concatenate(
-            [self.score(ids[i : i + batch_size], mask[i : i + batch_size]) for i in range(0, len(ids), batch_size)]
-        )
-        if self.sequence_buckets:
-            probabilities[order] = probabilities.copy()
-        for i in range(0, len(probabilities), batch_size):
-            yield ScoredBatch(start + i, probabilities[i : i + batch_size])
+    def _score_pending(self, pending: tuple[int, Future[tuple[np.ndarray, np.ndarray]]]) -> ScoredBatch:
+        start, encoded = pending
+        return ScoredBatch(start, self.score(*encoded.result()))
 
     def encode(self, texts: Sequence[str], *, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Check, clean and tokenize TEXTS (on any thread: the tokenizer is shared).
@@ -267,12 +278,16 @@ class Classifier:
         Returns:
             int64 token ids and attention mask, each [len(texts), sequence_length].
         """
-        if not all(isinstance(text, str) for text in texts):
-            index, item = next((i, t) for i, t in enumerate(texts) if not isinstance(t, str))
-            raise InputError(f"text {start + index} is {type(item).__name__}, not str")
+        self._check_types(texts, start)
         if self.clean:
             texts = [clean_tweet(text) for text in texts]
         return self._tokenizer.encode(texts)
+
+    @staticmethod
+    def _check_types(texts: Sequence[str], start: int) -> None:
+        if not all(isinstance(text, str) for text in texts):
+            index, item = next((i, t) for i, t in enumerate(texts) if not isinstance(t, str))
+            raise InputError(f"text {start + index} is {type(item).__name__}, not str")
 
     def score(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Probabilities, float32 [n, n_labels], for encoded texts (see `encode`).
@@ -372,7 +387,7 @@ def _sequence_buckets(manifest: Manifest, model: Model) -> tuple[int, ...]:
     return manifest.sequence_buckets
 
 
-def _window_size(batch_size: int, bucketed: bool) -> int:
+def _window_size(batch_size: int, *, bucketed: bool) -> int:
     """Texts read, encoded and grouped by length at a time: whole batches of BATCH_SIZE."""
     return batch_size * max(1, _WINDOW // batch_size) if bucketed else batch_size
 
