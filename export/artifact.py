@@ -34,6 +34,7 @@ from vigil.runtime.tokenizer import encode, load_tokenizer
 from vigil.runtime.versions import installed_versions
 
 from . import graphs, int8, validate
+from .buckets import DEFAULT_BUCKETS
 from .checkpoint import DEFAULT_SOURCE, Checkpoint, load_checkpoint
 from .errors import ExportError, ValidationError, refuse_existing
 
@@ -54,6 +55,9 @@ class VariantSpec:
     precision: str
     form: str
     providers: tuple[str, ...]
+    # Symbolic sequence axis, run at the manifest's sequence buckets by the CPU runtime;
+    # the fp16 graphs, for GPUs, TensorRT and Triton, stay fixed at sequence_length.
+    bucketed: bool = False
 
 
 VARIANTS = {
@@ -61,8 +65,8 @@ VARIANTS = {
     for spec in (
         VariantSpec("fp16", "model-fp16.onnx", "fp16", "standard", ("TensorrtExecutionProvider",)),
         VariantSpec("fp16-fused", "model-fp16-fused.onnx", "fp16", "fused", ("CUDAExecutionProvider",)),
-        VariantSpec("fp32", "model-fp32.onnx", "fp32", "fused", ("CPUExecutionProvider", "CUDAExecutionProvider")),
-        VariantSpec("int8", "model-int8.onnx", "int8", "standard", ("CPUExecutionProvider",)),
+        VariantSpec("fp32", "model-fp32.onnx", "fp32", "fused", ("CPUExecutionProvider", "CUDAExecutionProvider"), True),
+        VariantSpec("int8", "model-int8.onnx", "int8", "standard", ("CPUExecutionProvider",), True),
     )
 }
 
@@ -122,6 +126,7 @@ def _build(
     tokenizer = load_tokenizer(tokenizer_path, sequence_length, pad_id)
     ids, mask = encode(tokenizer, texts)
     _check_tokenizer_parity(checkpoint, texts, ids, sequence_length)
+    buckets = sequence_buckets(sequence_length)
 
     raw = work / "_plain-fp32.onnx"
     with _step(f"PyTorch reference on {len(texts)} tweets, TorchScript export (opset {graphs.OPSET})"):
@@ -136,10 +141,11 @@ def _build(
             work / VARIANTS["fp16-fused"].file,
             num_heads=config.num_attention_heads,
             hidden_size=config.hidden_size,
+            sequence_length=sequence_length,
         )
     _require_fusions(fusions)
     with _step("fp16 with standard operators"):
-        _in_child(graphs.to_fp16_standard, raw, work / VARIANTS["fp16"].file)
+        _in_child(graphs.to_fp16_standard, raw, work / VARIANTS["fp16"].file, sequence_length)
     int8_report = None
     if "int8" in wanted:
         with _step(f"int8 static quantization, calibrated on {len(calibration)} tweets"):
@@ -151,13 +157,13 @@ def _build(
         (work / VARIANTS[name].file).unlink(missing_ok=True)
     kept = [spec for spec in VARIANTS.values() if (work / spec.file).exists()]
 
-    with _step("validation of every variant on ONNX Runtime (CPU)"):
-        variants = {spec.name: _variant_entry(spec, work, reference, ids, mask, fusions) for spec in kept}
+    with _step(f"validation of every variant on ONNX Runtime (CPU), buckets {list(buckets)}"):
+        variants = {spec.name: _variant_entry(spec, work, reference, ids, mask, fusions, buckets) for spec in kept}
     if int8_report is not None and "int8" in variants:
         variants["int8"]["quantization"] = int8_report
-    failed = {name: v["validation"] for name, v in variants.items() if not v["validation"]["passed"]}
-    if failed:
-        raise ValidationError("export refused: " + "; ".join(_describe_failure(n, r) for n, r in failed.items()))
+    failures = [_describe_failure(name, v) for name, v in variants.items()]
+    if any(failures):
+        raise ValidationError("export refused: " + "; ".join(filter(None, failures)))
 
     return {
         "schema_version": SCHEMA_VERSION,
@@ -171,6 +177,7 @@ def _build(
         "labels": list(checkpoint.labels),
         "problem_type": "multi_label_classification",
         "sequence_length": sequence_length,
+        "sequence_buckets": list(buckets),
         "pad_id": pad_id,
         "inputs": list(INPUT_NAMES),
         "output": graphs.OUTPUT_NAME,
@@ -188,6 +195,11 @@ def _build(
         "versions": _versions(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def sequence_buckets(sequence_length: int) -> tuple[int, ...]:
+    """`DEFAULT_BUCKETS` below SEQUENCE_LENGTH, then SEQUENCE_LENGTH itself."""
+    return (*(width for width in DEFAULT_BUCKETS if width < sequence_length), sequence_length)
 
 
 def _in_child(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -240,7 +252,7 @@ def _check_tokenizer_parity(checkpoint: Checkpoint, texts: list[str], ids, seque
         raise ExportError("the saved tokenizer.json does not reproduce the checkpoint tokenizer's ids")
 
 
-def _variant_entry(spec: VariantSpec, work: Path, reference, ids, mask, fusions) -> dict[str, Any]:
+def _variant_entry(spec: VariantSpec, work: Path, reference, ids, mask, fusions, buckets) -> dict[str, Any]:
     path = work / spec.file
     result = validate.compare(reference, validate.onnx_logits(path, ids, mask), validate.TOLERANCES[spec.precision])
     log.info(
@@ -261,10 +273,27 @@ def _variant_entry(spec: VariantSpec, work: Path, reference, ids, mask, fusions)
     }
     if spec.form == "fused":
         entry["fusions"] = fusions
+    if spec.bucketed:
+        entry["sequence_buckets"] = validate.bucket_agreement(path, ids, mask, buckets)
+        log.info("%-10s at each sequence bucket: %s", spec.name, entry["sequence_buckets"]["buckets"])
     return entry
 
 
-def _describe_failure(name: str, result: dict[str, Any]) -> str:
+def _describe_failure(name: str, entry: dict[str, Any]) -> str:
+    """Why the variant NAME is refused, or "" when it passed."""
+    reasons = []
+    if not entry["validation"]["passed"]:
+        reasons.append(_describe_reference_failure(name, entry["validation"]))
+    agreement = entry.get("sequence_buckets", {"passed": True})
+    if not agreement["passed"]:
+        reasons.append(
+            f"{name} changes scores with the sequence bucket: {agreement['buckets']} "
+            f"(max |prob diff| allowed {agreement['tolerance']:g})"
+        )
+    return "; ".join(reasons)
+
+
+def _describe_reference_failure(name: str, result: dict[str, Any]) -> str:
     tol = result["tolerance"]
     return (
         f"{name} has max |prob diff| {result['max_abs_prob_diff']:.3g} (tolerance {tol['max_prob_diff']:g}) "

@@ -1,7 +1,9 @@
 """From a PyTorch classifier to the four ONNX variants of an artifact.
 
-- `export_fp32`: the plain TorchScript export, inputs [batch, 32] int64, logits [batch, N]
-  fp32. TorchScript (`dynamo=False`) on an eager-attention model is the combination whose
+- `export_fp32`: the plain TorchScript export, inputs [batch, sequence] int64, logits
+  [batch, N] fp32. The sequence axis is symbolic, so that the CPU runtime runs each batch
+  at its sequence bucket with one graph (one file, one load) instead of one graph per
+  bucket; the fp16 graphs, for GPUs, are fixed to [batch, 32] (`fix_sequence_axis`). TorchScript (`dynamo=False`) on an eager-attention model is the combination whose
   graph ONNX Runtime's BERT fusions recognise completely.
 - `fuse`: ONNX Runtime's BERT fusions (EmbedLayerNormalization, Attention,
   SkipLayerNormalization, BiasGelu), optionally in fp16 for the CUDA provider.
@@ -31,6 +33,7 @@ __all__ = [
     "OPSET",
     "OUTPUT_NAME",
     "export_fp32",
+    "fix_sequence_axis",
     "fuse",
     "matmul_nodes",
     "quantize_int8",
@@ -49,16 +52,17 @@ FP16_STANDARD_KEEP_FP32 = ("LayerNormalization",)
 
 
 def export_fp32(model, path: Path, sequence_length: int, opset: int = OPSET) -> None:
-    """Trace MODEL to ONNX with a dynamic batch axis and a static sequence axis."""
+    """Trace MODEL to ONNX with symbolic batch and sequence axes (SEQUENCE_LENGTH: the trace's)."""
     import torch
 
     ids = torch.ones((2, sequence_length), dtype=torch.int64)
     mask = torch.ones((2, sequence_length), dtype=torch.int64)
     mask[1, sequence_length // 2 :] = 0
-    batch_axis = {0: "batch"}
+    input_axes = {0: "batch", 1: "sequence"}
     with warnings.catch_warnings(), torch.no_grad():
-        # TracerWarnings about Python control flow on shapes are expected: the sequence
-        # axis is static by design.
+        # TracerWarnings about Python control flow on shapes are expected: BERT's only
+        # shape-dependent step slices its position and token-type buffers, which traces
+        # to a Slice by the input's length.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
@@ -67,19 +71,29 @@ def export_fp32(model, path: Path, sequence_length: int, opset: int = OPSET) -> 
             dynamo=False,
             input_names=list(INPUT_NAMES),
             output_names=[OUTPUT_NAME],
-            dynamic_axes={name: batch_axis for name in (*INPUT_NAMES, OUTPUT_NAME)},
+            dynamic_axes={**dict.fromkeys(INPUT_NAMES, input_axes), OUTPUT_NAME: {0: "batch"}},
             opset_version=opset,
             do_constant_folding=True,
         )
 
 
-def fuse(src: Path, fp32_dst: Path, fp16_dst: Path, *, num_heads: int, hidden_size: int) -> dict[str, int]:
+def fix_sequence_axis(model, sequence_length: int) -> None:
+    """Make the inputs of MODEL (an onnx.ModelProto) [batch, SEQUENCE_LENGTH]: TensorRT
+    and Triton consumers of the fp16 graphs, and CUDA graphs, want the fixed shape."""
+    for graph_input in model.graph.input:
+        graph_input.type.tensor_type.shape.dim[1].dim_value = sequence_length
+
+
+def fuse(
+    src: Path, fp32_dst: Path, fp16_dst: Path, *, num_heads: int, hidden_size: int, sequence_length: int
+) -> dict[str, int]:
     """Apply ONNX Runtime's BERT fusions, save fp32 and fp16 copies, count what fused.
 
     The fusions run once: at opt_level 0 (Python fusions only; ONNX Runtime optimises the
     rest for its provider at load time) their result does not depend on the target device.
-    The fp16 copy keeps fp32 inputs and outputs; the CUDA provider's SkipLayerNormalization
-    and EmbedLayerNormalization accumulate in fp32.
+    The fp16 copy keeps fp32 inputs and outputs, and a sequence axis fixed at
+    SEQUENCE_LENGTH; the CUDA provider's SkipLayerNormalization and EmbedLayerNormalization
+    accumulate in fp32.
     """
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -89,6 +103,7 @@ def fuse(src: Path, fp32_dst: Path, fp16_dst: Path, *, num_heads: int, hidden_si
         stats = model.get_fused_operator_statistics()
         model.save_model_to_file(str(fp32_dst))
         model.convert_float_to_float16(keep_io_types=True)
+        fix_sequence_axis(model.model, sequence_length)
         model.save_model_to_file(str(fp16_dst))
     fused = {op: int(stats.get(op, 0)) for op in EXPECTED_FUSIONS}
     missing = [op for op, count in fused.items() if count == 0]
@@ -97,8 +112,9 @@ def fuse(src: Path, fp32_dst: Path, fp16_dst: Path, *, num_heads: int, hidden_si
     return fused
 
 
-def to_fp16_standard(src: Path, dst: Path) -> None:
-    """Convert to fp16 with standard operators only and fp32 inputs and outputs."""
+def to_fp16_standard(src: Path, dst: Path, sequence_length: int) -> None:
+    """Convert to fp16 with standard operators only, fp32 inputs and outputs, and the
+    static [batch, SEQUENCE_LENGTH] inputs the design card promises TensorRT and Triton."""
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
     from onnxruntime.transformers.onnx_model import OnnxModel
@@ -113,6 +129,7 @@ def to_fp16_standard(src: Path, dst: Path) -> None:
     # The converter appends its Cast nodes at the end; ONNX (and TensorRT's parser)
     # require topological order.
     model.topological_sort()
+    fix_sequence_axis(model.model, sequence_length)
     model.save_model_to_file(str(dst))
 
 

@@ -13,6 +13,9 @@ Tolerances, per precision:
   reference probability lies within the probability tolerance of 0.5 (the borderline
   band): there the variant's documented error may land on the other side, so such flips
   are counted (`borderline_flips`) and reported instead of refusing an exact export.
+- Sequence buckets (fp32 and int8, whose sequence axis is symbolic): at each bucket, every
+  sample tweet that fits it scores within `BUCKET_TOLERANCE` of the same variant at the full
+  length, because right padding under a mask must not change a score.
 - int8: static quantization rounds weights and activations to 8 bits (activation ranges
   calibrated at export), so small input-dependent shifts are its nature: >= 98% of all
   decisions agree and probabilities stay within 0.1. Measured on this sample: 98.7% and
@@ -31,9 +34,21 @@ from vigil.runtime.preprocess import clean_tweet
 
 from .errors import ExportError
 
-__all__ = ["THRESHOLD", "TOLERANCES", "Tolerance", "compare", "load_calibration", "load_sample", "onnx_logits", "reference_logits"]
+__all__ = [
+    "BUCKET_TOLERANCE",
+    "THRESHOLD",
+    "TOLERANCES",
+    "Tolerance",
+    "bucket_agreement",
+    "compare",
+    "load_calibration",
+    "load_sample",
+    "onnx_logits",
+    "reference_logits",
+]
 
 THRESHOLD = 0.5
+BUCKET_TOLERANCE = 1e-5  # max |probability difference|, a bucket against the full length
 
 
 @dataclass(frozen=True)
@@ -89,11 +104,39 @@ def reference_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def onnx_logits(path: Path, ids: np.ndarray, mask: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Logits of an ONNX variant on ONNX Runtime's CPU provider, in batches."""
+    return _session_logits(_cpu_session(path), ids, mask, batch_size)
+
+
+def bucket_agreement(path: Path, ids: np.ndarray, mask: np.ndarray, buckets: tuple[int, ...]) -> dict:
+    """How far each bucket's scores lie from the full length's, for the tweets that fit it.
+
+    IDS and MASK are right-padded to the full length; a tweet fits a bucket when its mask
+    ends within it. The verdict holds every bucket to `BUCKET_TOLERANCE`.
+    """
+    session = _cpu_session(path)
+    full = sigmoid(_session_logits(session, ids, mask).astype(np.float64), np.float64)
+    lengths = mask.sum(axis=1)
+    figures = {}
+    for width in buckets:
+        fits = lengths <= width
+        logits = _session_logits(session, ids[fits, :width].copy(), mask[fits, :width].copy())
+        diff = np.abs(sigmoid(logits.astype(np.float64), np.float64) - full[fits])
+        figures[str(width)] = {"samples": int(fits.sum()), "max_abs_prob_diff": float(diff.max(initial=0.0))}
+    worst = max(entry["max_abs_prob_diff"] for entry in figures.values())
+    return {"buckets": figures, "tolerance": BUCKET_TOLERANCE, "passed": bool(worst <= BUCKET_TOLERANCE)}
+
+
+def _cpu_session(path: Path):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # fp16 graphs on the CPU warn about inserted casts
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _session_logits(session, ids: np.ndarray, mask: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    if not len(ids):
+        return np.zeros((0, session.get_outputs()[0].shape[1]), dtype=np.float32)
     chunks = [
         session.run(None, {"input_ids": ids[i : i + batch_size], "attention_mask": mask[i : i + batch_size]})[0]
         for i in range(0, len(ids), batch_size)

@@ -1,11 +1,18 @@
 """`Classifier`: tweets in, the model card's probabilities out, as fast as the model runs.
 
 Each batch goes: type check, `clean_tweet` (the card's cleaning), tokenization to
-[n, sequence_length], the model, a sigmoid. Bulk scoring (`predict`, `iter_predict`,
-`iter_batches`) runs the first three steps of the next batches on one background thread (the tokenizer is shared),
-while the calling thread runs the model on the current one; at most `_PREFETCH` batches are
-read ahead, so memory stays bounded however long the input. The calling thread also reads
-the input iterable, so a generator never has to be thread-safe.
+[n, sequence_length], the model, a sigmoid. On the CPU, an artifact with sequence buckets
+runs each batch at the smallest bucket that holds its longest text (`score` cuts the
+right padding beyond it; the mask makes that exact), so short tweets stop paying for 32
+positions. GPU models keep their bound [batch, sequence_length] buffers.
+
+Bulk scoring (`predict`, `iter_predict`, `iter_batches`) runs the first three steps of the
+next batches on one background thread (the tokenizer is shared) while the calling thread
+runs the model on the current one; at most `_PREFETCH` batches are read ahead. With
+buckets it reads the input in windows of `_WINDOW` texts, forms batches of texts of similar
+length within each, and puts the scores back in input order, so memory stays bounded
+however long the input. The calling thread also reads the input iterable, so a generator
+never has to be thread-safe.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from .tokenizer import SharedTokenizer
 __all__ = ["Classifier", "ScoredBatch", "sigmoid"]
 
 _PREFETCH = 2
+_WINDOW = 4096  # texts grouped by length at a time: bounds memory and the first result's delay
 _DEFAULT_THRESHOLD = 0.5
 
 _Thresholds = Mapping[str, float] | float | None
@@ -75,6 +83,8 @@ class Classifier:
         variant: The manifest variant in use.
         random_weights: True for a random stand-in, whose scores mean nothing.
         clean: Whether texts go through the card's `clean_tweet` first.
+        sequence_buckets: The lengths batches run at; empty when every batch runs at
+            sequence_length (an artifact without buckets, or a GPU).
     """
 
     def __init__(
@@ -95,6 +105,7 @@ class Classifier:
         self.clean = clean
         self._model: Model | None = model
         self._tokenizer = tokenizer or _tokenizer_for(manifest)
+        self.sequence_buckets = _sequence_buckets(manifest, model)
         self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-prefetch")
 
     @classmethod
@@ -200,7 +211,7 @@ class Classifier:
         by `start` rather than trusting that it counted along in step.
 
         Raises:
-            InputError: When the batch holding a non-str item is reached.
+            InputError: When the window holding a non-str item is reached.
         """
         require_int("batch_size", batch_size, 1)
         if isinstance(texts, str):
@@ -210,7 +221,32 @@ class Classifier:
         return self._scored_batches(iter(texts), batch_size)
 
     def _scored_batches(self, texts: Iterator[str], batch_size: int) -> Iterator[ScoredBatch]:
-        batches = _batches(texts, batch_size)
+        if not self.sequence_buckets:
+            yield from self._pipelined(_batches(texts, batch_size))
+            return
+        for start, window in _batches(texts, _window_size(batch_size, bucketed=True)):
+            yield from self._by_length(start, window, batch_size)
+
+    def _by_length(self, start: int, window: list[str], batch_size: int) -> Iterator[ScoredBatch]:
+        """Score WINDOW in batches of texts of similar length, yield it back in input order.
+
+        Characters stand in for tokens when grouping (the bucket itself comes from the
+        tokens), so grouping needs no tokenization and the batches still go through the
+        prefetch pipeline: tokenizing the next batch overlaps the model on this one.
+        """
+        self._check_types(window, start)  # indices of the input, before any reordering
+        order = sorted(range(len(window)), key=lambda i: len(window[i]))
+        grouped = [window[i] for i in order]
+        scores = np.empty((len(window), len(self.labels)), dtype=np.float32)
+        batches = ((start + i, grouped[i : i + batch_size]) for i in range(0, len(grouped), batch_size))
+        for batch in self._pipelined(batches):
+            offset = batch.start - start
+            scores[order[offset : offset + len(batch.probabilities)]] = batch.probabilities
+        for i in range(0, len(window), batch_size):
+            yield ScoredBatch(start + i, scores[i : i + batch_size])
+
+    def _pipelined(self, batches: Iterator[tuple[int, list[str]]]) -> Iterator[ScoredBatch]:
+        """Score BATCHES in order while the next ones are encoded on the prefetch thread."""
         first, second = next(batches, None), next(batches, None)
         if first is None:
             return
@@ -242,16 +278,33 @@ class Classifier:
         Returns:
             int64 token ids and attention mask, each [len(texts), sequence_length].
         """
-        if not all(isinstance(text, str) for text in texts):
-            index, item = next((i, t) for i, t in enumerate(texts) if not isinstance(t, str))
-            raise InputError(f"text {start + index} is {type(item).__name__}, not str")
+        self._check_types(texts, start)
         if self.clean:
             texts = [clean_tweet(text) for text in texts]
         return self._tokenizer.encode(texts)
 
+    @staticmethod
+    def _check_types(texts: Sequence[str], start: int) -> None:
+        if not all(isinstance(text, str) for text in texts):
+            index, item = next((i, t) for i, t in enumerate(texts) if not isinstance(t, str))
+            raise InputError(f"text {start + index} is {type(item).__name__}, not str")
+
     def score(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Probabilities, float32 [n, n_labels], for encoded texts (see `encode`)."""
-        return sigmoid(self.model.run(ids, mask))
+        """Probabilities, float32 [n, n_labels], for encoded texts (see `encode`).
+
+        With sequence buckets the batch runs at the smallest that holds its longest row.
+        """
+        return sigmoid(self.model.run(*self._fit(ids, mask)))
+
+    def _fit(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """IDS and MASK cut to their sequence bucket: only right padding is cut."""
+        if not self.sequence_buckets or not len(mask):
+            return ids, mask
+        longest = mask.shape[1] - int(np.argmax(mask[:, ::-1].any(axis=0)))
+        width = next((w for w in self.sequence_buckets if w >= longest), mask.shape[1])
+        if width >= mask.shape[1]:
+            return ids, mask
+        return np.ascontiguousarray(ids[:, :width]), np.ascontiguousarray(mask[:, :width])
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Label decisions, bool [n, n_labels]: probability >= that label's threshold."""
@@ -323,6 +376,20 @@ def _probability(label: str, value: object) -> float:
 
 def _tokenizer_for(manifest: Manifest) -> SharedTokenizer:
     return SharedTokenizer(manifest.verified_tokenizer_path(), manifest.sequence_length, manifest.pad_id)
+
+
+def _sequence_buckets(manifest: Manifest, model: Model) -> tuple[int, ...]:
+    """The manifest's buckets where the model can run them: a symbolic sequence axis, and
+    no bound buffers (GPU models bind [batch, sequence_length]; CUDA graphs and TensorRT
+    profiles per bucket are not built yet)."""
+    if model.plan.buckets or isinstance(model.session.get_inputs()[0].shape[1], int):
+        return ()
+    return manifest.sequence_buckets
+
+
+def _window_size(batch_size: int, *, bucketed: bool) -> int:
+    """Texts read, encoded and grouped by length at a time: whole batches of BATCH_SIZE."""
+    return batch_size * max(1, _WINDOW // batch_size) if bucketed else batch_size
 
 
 def _batches(texts: Iterator[str], size: int) -> Iterator[tuple[int, list[str]]]:

@@ -91,6 +91,9 @@ class Manifest:
     thresholds: dict[str, float]
     source: dict[str, Any]
     raw: dict[str, Any]
+    # Padded lengths a graph with a symbolic sequence axis runs at, ascending, ending at
+    # sequence_length; empty for an artifact exported before buckets (everything at 32).
+    sequence_buckets: tuple[int, ...] = ()
 
     @property
     def random_weights(self) -> bool:
@@ -135,6 +138,7 @@ class Manifest:
                 thresholds={str(k): float(v) for k, v in raw.get("thresholds", {}).items()},
                 source=dict(raw.get("source", {})),
                 raw=raw,
+                sequence_buckets=tuple(int(width) for width in raw.get("sequence_buckets", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ArtifactError(f"{directory / MANIFEST_FILE} is malformed: {exc!r}") from exc
@@ -143,6 +147,7 @@ class Manifest:
         unknown = set(manifest.thresholds) - set(labels)
         if unknown:
             raise ArtifactError(f"{directory / MANIFEST_FILE} has thresholds for unknown labels {sorted(unknown)}")
+        _check_buckets(directory, manifest.sequence_buckets, manifest.sequence_length)
         return manifest
 
     def with_thresholds(self, thresholds: Mapping[str, float], calibration: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,13 +199,17 @@ class Manifest:
     ) -> None:
         """Refuse a graph whose fixed sequence axis or label count differs from the manifest's.
 
+        A symbolic sequence axis is accepted only when the manifest has sequence buckets:
+        they are what the runtime pads each batch to.
+
         Args:
             inputs: Shape of each graph input, as ONNX Runtime reports it ("batch" for a
                 symbolic axis).
             output: Shape of the logits.
         """
         for name, shape in inputs.items():
-            if len(shape) != 2 or shape[1] != self.sequence_length:
+            symbolic = len(shape) == 2 and not isinstance(shape[1], int) and bool(self.sequence_buckets)
+            if len(shape) != 2 or (shape[1] != self.sequence_length and not symbolic):
                 raise ArtifactError(
                     f"{path} takes {name} of shape {list(shape)}, but the manifest says sequence_length "
                     f"{self.sequence_length}"
@@ -209,3 +218,15 @@ class Manifest:
             raise ArtifactError(
                 f"{path} returns logits of shape {list(output)}, but the manifest has {len(self.labels)} labels"
             )
+
+
+def _check_buckets(directory: Path, buckets: tuple[int, ...], sequence_length: int) -> None:
+    """Buckets must rise strictly to sequence_length: the runtime picks the first that fits."""
+    if not buckets:
+        return
+    rising = all(0 < a < b for a, b in zip(buckets, buckets[1:])) and buckets[0] > 0
+    if not rising or buckets[-1] != sequence_length:
+        raise ArtifactError(
+            f"{directory / MANIFEST_FILE} has sequence_buckets {list(buckets)}; they must rise strictly "
+            f"from above 0 to sequence_length {sequence_length}"
+        )

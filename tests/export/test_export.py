@@ -40,6 +40,7 @@ def test_manifest_describes_the_artifact(tiny_artifact: Path, manifest: dict) ->
     assert loaded.random_weights
     assert manifest["schema_version"] == 1
     assert manifest["opset"] == 17
+    assert manifest["sequence_buckets"] == [16, 24, 32] and loaded.sequence_buckets == (16, 24, 32)
     assert manifest["source"]["revision"] is None
     assert {"torch", "transformers", "onnx", "onnxruntime"} <= set(manifest["versions"])
     assert manifest["tokenizer"]["sha256"] == sha256_file(tiny_artifact / "tokenizer.json")
@@ -69,12 +70,21 @@ def test_each_variant_is_what_the_manifest_says(
     model = onnx.load(tiny_artifact / entry["file"])
     onnx.checker.check_model(model)
     fp32, int64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
-    # Static sequence axis, dynamic batch, fp32 logits whatever the precision inside.
+    # Dynamic batch, fp32 logits whatever the precision inside; the CPU variants have a
+    # symbolic sequence axis (run at the buckets), the GPU ones a static one.
+    sequence = "sequence" if name in ("fp32", "int8") else 32
     assert _io(model) == {
-        "input_ids": (int64, ["batch", 32]),
-        "attention_mask": (int64, ["batch", 32]),
+        "input_ids": (int64, ["batch", sequence]),
+        "attention_mask": (int64, ["batch", sequence]),
         "logits": (fp32, ["batch", 6]),
     }
+    if name in ("fp32", "int8"):
+        agreement = entry["sequence_buckets"]
+        assert agreement["passed"] and agreement["tolerance"] == 1e-5
+        assert list(agreement["buckets"]) == ["16", "24", "32"]
+        assert all(figures["max_abs_prob_diff"] <= 1e-5 for figures in agreement["buckets"].values())
+    else:
+        assert "sequence_buckets" not in entry
     ops = {(node.domain or "ai.onnx", node.op_type) for node in model.graph.node}
     contrib = {op for domain, op in ops if domain == "com.microsoft"}
     if precision == "int8":  # static QDQ: the quantizer reads the standard-operator graph

@@ -1,0 +1,85 @@
+"""Sequence buckets side by side: the same CPU classifier run at its buckets and at 32.
+
+Usage: python benchmarks/sequence_buckets.py ARTIFACT TWEETS_DIR [--variant fp32] [--limit N]
+Prints one JSON line: bulk (batch 64) texts/s and batch-1 p50 latency for both, their
+ratios (bucketed / 32), and the padding fraction left at batch 64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from vigil.runtime import Classifier
+
+
+def _tweets(folder: Path, limit: int) -> list[str]:
+    lines = [line for path in sorted(folder.glob("*.txt")) for line in path.read_text(encoding="utf-8").split("\n")]
+    texts = [line for line in lines if line.strip()]
+    return texts[:: max(1, len(texts) // limit)][:limit]  # every language, not the first file only
+
+
+def _bulk(classifier: Classifier, texts: list[str]) -> float:
+    classifier.predict(texts[:256])  # warm-up
+    started = time.perf_counter()
+    classifier.predict(texts, batch_size=64)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def _p50_ms(classifier: Classifier, texts: list[str]) -> float:
+    times = []
+    for text in texts:
+        started = time.perf_counter()
+        classifier.predict([text], batch_size=1)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e3
+
+
+def _padding(classifier: Classifier, texts: list[str], batch_size: int = 64) -> float:
+    """Computed positions that are padding, over all computed, as bulk predict forms batches."""
+    lengths = classifier.encode(texts)[1].sum(axis=1)
+    buckets = classifier.sequence_buckets or (lengths.size and (classifier.manifest.sequence_length,))
+    computed = 0
+    for start in range(0, len(lengths), 4096):
+        window = np.sort(lengths[start : start + 4096])
+        for i in range(0, len(window), batch_size):
+            batch = window[i : i + batch_size]
+            computed += min(w for w in buckets if w >= batch.max()) * len(batch)
+    return 1.0 - lengths.sum() / computed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("artifact", type=Path)
+    parser.add_argument("tweets", type=Path)
+    parser.add_argument("--variant", default="fp32")
+    parser.add_argument("--limit", type=int, default=4096)
+    parser.add_argument("--latency-texts", type=int, default=300)
+    args = parser.parse_args()
+    texts = _tweets(args.tweets, args.limit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the stand-in warning
+        classifier = Classifier.open(args.artifact, provider="cpu", variant=args.variant)
+    buckets = classifier.sequence_buckets
+    if not buckets:
+        raise SystemExit(f"error: {args.artifact} variant {args.variant} has no sequence buckets")
+    figures = {}
+    for name, setting in (("bucketed", buckets), ("at 32", ())):
+        classifier.sequence_buckets = setting
+        figures[name] = {
+            "bulk_texts_per_s": round(_bulk(classifier, texts), 1),
+            "batch1_p50_ms": round(_p50_ms(classifier, texts[: args.latency_texts]), 3),
+            "padding_fraction": round(_padding(classifier, texts), 3),
+        }
+    figures["bulk_speedup"] = round(figures["bucketed"]["bulk_texts_per_s"] / figures["at 32"]["bulk_texts_per_s"], 2)
+    figures["batch1_p50_ratio"] = round(figures["bucketed"]["batch1_p50_ms"] / figures["at 32"]["batch1_p50_ms"], 2)
+    print(json.dumps({"artifact": str(args.artifact), "variant": args.variant, "texts": len(texts), **figures}))
+
+
+if __name__ == "__main__":
+    main()
