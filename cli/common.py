@@ -32,7 +32,7 @@ EXTRAS = {
     "torch": "export", "transformers": "export", "onnx": "export", "safetensors": "export",
     "pyarrow": "files",
     "fastapi": "serve", "uvicorn": "serve", "prometheus_client": "serve",
-    "tritonclient": "triton",
+    "tritonclient": "triton", "grpc": "triton",
     "sklearn": "evaluate",
     "ray": "ray",
     "matplotlib": "bench",

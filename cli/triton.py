@@ -6,42 +6,37 @@ through PyTriton. Both commands only parse options and call `vigil.serve.triton`
 optional dependencies are imported inside them, with an install hint when missing.
 
 Where the `vigil` script is not on PATH, `python -m vigil.cli triton-serve` runs it.
-Errors end as click's one-line `Error: ...` and exit status 1.
+Errors end as the one `error: ...` line and exit status 1, as for every command.
 """
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import click
 
-from vigil.cli.common import warn_if_standin
-from vigil.runtime.errors import VigilError
+from vigil.cli.common import fails_cleanly, warn_if_standin
 from vigil.runtime.manifest import Manifest
 
 __all__ = ["export_triton", "triton_serve"]
 
-_TRITONCLIENT_HINT = "export-triton builds config.pbtxt with Triton's schema: pip install 'tritonclient[grpc]'"
 _PYTRITON_HINT = (
     "triton-serve needs PyTriton (pip install nvidia-pytriton), which pins numpy<2: "
     "install it in a venv of its own, .venv-triton, as the docstring of vigil.serve.triton.pytriton_app shows"
 )
 
 
-@contextmanager
-def _one_line_errors(hint: str, *packages: str) -> Iterator[None]:
-    """Turn a VigilError, or a missing import of one of PACKAGES, into one line on stderr."""
+def _pytriton_app() -> ModuleType:
+    """vigil's PyTriton app; PyTriton is no vigil extra (it pins numpy<2), so its own hint."""
     try:
-        yield
-    except VigilError as exc:
-        raise click.ClickException(str(exc)) from exc
+        from vigil.serve.triton import pytriton_app
     except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] not in packages:
-            raise  # not an optional dependency: a real bug, keep its traceback
-        raise click.ClickException(f"{exc.name} is not installed; {hint}") from None
+        if (exc.name or "").partition(".")[0] != "pytriton":
+            raise  # not PyTriton: a real bug, keep its traceback
+        raise click.ClickException(f"{exc.name} is not installed; {_PYTRITON_HINT}") from None
+    return pytriton_app
 
 
 def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...]:
@@ -70,6 +65,7 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--trt-cache-dir", help="Absolute path, as the server sees it, for TensorRT's engine and timing "
               "caches (default: REPO/NAME/trt-cache on this machine).")
 @click.option("--force", is_flag=True, help="Replace an existing REPO/NAME.")
+@fails_cleanly
 def export_triton(
     artifact: Path,
     repo: Path,
@@ -83,23 +79,22 @@ def export_triton(
     force: bool,
 ) -> None:
     """Write a Triton model repository (ONNX Runtime backend, fp16, TensorRT) from ARTIFACT into REPO."""
-    with _one_line_errors(_TRITONCLIENT_HINT, "tritonclient", "google", "grpc"):
-        from vigil.export.triton import TritonRepoConfig, export_triton_repository
+    from vigil.export.triton import TritonRepoConfig, export_triton_repository
 
-        try:
-            config = TritonRepoConfig(
-                name=name,
-                max_batch_size=max_batch_size,
-                max_queue_delay_us=max_queue_delay_us,
-                preferred_batch_sizes=preferred_batch_sizes,
-                instances=instances,
-                tensorrt=not no_tensorrt,
-                trt_cache_dir=trt_cache_dir,
-            )
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-        target = export_triton_repository(artifact, repo, config, force=force)
-        warn_if_standin(Manifest.load(target).random_weights)
+    try:
+        config = TritonRepoConfig(
+            name=name,
+            max_batch_size=max_batch_size,
+            max_queue_delay_us=max_queue_delay_us,
+            preferred_batch_sizes=preferred_batch_sizes,
+            instances=instances,
+            tensorrt=not no_tensorrt,
+            trt_cache_dir=trt_cache_dir,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    target = export_triton_repository(artifact, repo, config, force=force)
+    warn_if_standin(Manifest.load(target).random_weights)
     click.echo(f"wrote Triton model {name!r} to {target}; serve it with: tritonserver --model-repository {repo}")
 
 
@@ -115,7 +110,8 @@ def export_triton(
 @click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=2000, show_default=True,
               help="How long, in microseconds (Triton's unit), the batcher may hold a request to fill a batch.")
 @click.option("--variant", help="Manifest variant (default: the provider's natural one, int8 on a CPU). "
-              "int8 scores shift slightly with the texts batched alongside; fp32 scores do not.")
+              "int8 is calibrated at export, so a text scores the same whatever it is batched with.")
+@fails_cleanly
 def triton_serve(
     artifact: Path,
     host: str,
@@ -127,26 +123,24 @@ def triton_serve(
     variant: str | None,
 ) -> None:
     """Serve ARTIFACT's engine, text in and scores out, in a Triton server (PyTriton) until stopped."""
-    with _one_line_errors(_PYTRITON_HINT, "pytriton"):
-        from vigil.serve.triton.pytriton_app import MODEL_NAME, PyTritonSettings, serve
-
-        try:
-            settings = PyTritonSettings(
-                host=host,
-                http_port=http_port,
-                grpc_port=grpc_port,
-                metrics_port=metrics_port,
-                max_batch_size=max_batch_size,
-                max_queue_delay_us=max_queue_delay_us,
-            )
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-        # SIGTERM (kill, systemd, containers) then stops Triton as cleanly as Ctrl-C does:
-        # PyTriton stops the server and removes its workspace on KeyboardInterrupt.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        click.echo(
-            f"starting Triton with model {MODEL_NAME!r}: HTTP {host}:{http_port}, gRPC {host}:{grpc_port}, "
-            f"metrics http://{host}:{metrics_port}/metrics",
-            err=True,
+    app = _pytriton_app()
+    try:
+        settings = app.PyTritonSettings(
+            host=host,
+            http_port=http_port,
+            grpc_port=grpc_port,
+            metrics_port=metrics_port,
+            max_batch_size=max_batch_size,
+            max_queue_delay_us=max_queue_delay_us,
         )
-        serve(artifact, settings, variant=variant)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    # SIGTERM (kill, systemd, containers) then stops Triton as cleanly as Ctrl-C does:
+    # PyTriton stops the server and removes its workspace on KeyboardInterrupt.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    click.echo(
+        f"starting Triton with model {app.MODEL_NAME!r}: HTTP {host}:{http_port}, gRPC {host}:{grpc_port}, "
+        f"metrics http://{host}:{metrics_port}/metrics",
+        err=True,
+    )
+    app.serve(artifact, settings, variant=variant)

@@ -34,7 +34,7 @@ from vigil.runtime.tokenizer import encode, load_tokenizer
 from vigil.runtime.versions import installed_versions
 
 from . import graphs, int8, validate
-from .buckets import DEFAULT_BUCKETS
+from .buckets import sequence_buckets
 from .checkpoint import DEFAULT_SOURCE, Checkpoint, load_checkpoint
 from .errors import ExportError, ValidationError, refuse_existing
 
@@ -195,11 +195,6 @@ def _build(
         "versions": _versions(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def sequence_buckets(sequence_length: int) -> tuple[int, ...]:
-    """`DEFAULT_BUCKETS` below SEQUENCE_LENGTH, then SEQUENCE_LENGTH itself."""
-    return (*(width for width in DEFAULT_BUCKETS if width < sequence_length), sequence_length)
 
 
 def _in_child(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

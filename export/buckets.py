@@ -20,7 +20,9 @@ import numpy as np
 from tokenizers import Tokenizer
 from vigil.runtime.tokenizer import encode
 
-__all__ = ["DEFAULT_BUCKETS", "MIN_SAVING", "STEP", "choose_buckets", "computed_positions", "token_lengths"]
+__all__ = [
+    "DEFAULT_BUCKETS", "MIN_SAVING", "STEP", "choose_buckets", "computed_positions", "sequence_buckets", "token_lengths",
+]
 
 STEP = 8  # candidate widths: kernels like multiples of 8
 MIN_SAVING = 0.05
@@ -50,3 +52,8 @@ def choose_buckets(lengths: np.ndarray, cap: int) -> tuple[int, ...]:
         chosen.append(best)
         candidates.remove(best)
     return tuple(sorted(chosen))
+
+
+def sequence_buckets(sequence_length: int) -> tuple[int, ...]:
+    """`DEFAULT_BUCKETS` below SEQUENCE_LENGTH, then SEQUENCE_LENGTH itself."""
+    return (*(width for width in DEFAULT_BUCKETS if width < sequence_length), sequence_length)

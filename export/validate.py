@@ -18,8 +18,9 @@ Tolerances, per precision:
   length, because right padding under a mask must not change a score.
 - int8: static quantization rounds weights and activations to 8 bits (activation ranges
   calibrated at export), so small input-dependent shifts are its nature: >= 98% of all
-  decisions agree and probabilities stay within 0.1. Measured on this sample: 98.7% and
-  0.098 on real MiniLM weights, 98.8% and 0.077 on the full-size random stand-in.
+  decisions agree and probabilities stay within 0.1. Measured on this sample: 98.96% and
+  0.089 on real MiniLM weights (one layer of six kept fp32), 99.22% and 0.084 on the
+  full-size random stand-in.
 """
 
 from __future__ import annotations

@@ -224,7 +224,7 @@ class Classifier:
         if not self.sequence_buckets:
             yield from self._pipelined(_batches(texts, batch_size))
             return
-        for start, window in _batches(texts, _window_size(batch_size, bucketed=True)):
+        for start, window in _batches(texts, _window_size(batch_size)):
             yield from self._by_length(start, window, batch_size)
 
     def _by_length(self, start: int, window: list[str], batch_size: int) -> Iterator[ScoredBatch]:
@@ -387,9 +387,9 @@ def _sequence_buckets(manifest: Manifest, model: Model) -> tuple[int, ...]:
     return manifest.sequence_buckets
 
 
-def _window_size(batch_size: int, *, bucketed: bool) -> int:
-    """Texts read, encoded and grouped by length at a time: whole batches of BATCH_SIZE."""
-    return batch_size * max(1, _WINDOW // batch_size) if bucketed else batch_size
+def _window_size(batch_size: int) -> int:
+    """Texts read and grouped by length at a time, with buckets: whole batches of BATCH_SIZE."""
+    return batch_size * max(1, _WINDOW // batch_size)
 
 
 def _batches(texts: Iterator[str], size: int) -> Iterator[tuple[int, list[str]]]:

@@ -14,8 +14,8 @@ Two consequences of batching to know about:
 - PyTriton answers a whole batch with one result or one error (HTTP 500, the message ending
   in the InputError), so a request that is not valid UTF-8 also fails the requests Triton
   batched it with.
-- The int8 variant (the CPU's default) quantizes activations per batch, so a tweet's int8
-  scores shift slightly (about 1e-3) with the texts batched alongside; fp32 scores do not.
+- int8 (the CPU's default where the artifact has it) is calibrated at export, so a tweet
+  scores the same whatever Triton batches it with.
 
 PyTriton pins numpy below 2, so it lives in a virtual environment of its own; vigil.runtime
 runs on either numpy, and vigil.serve's own imports (FastAPI) must be there too:

@@ -33,7 +33,7 @@ PLACES = ["paris", "lima", None, "cairo"]
 
 @pytest.fixture(scope="module")
 def clf(tiny_artifact: Path) -> Iterator[Classifier]:
-    """The reference, on fp32: int8's per-batch activation scales would move with the batching."""
+    """The reference, on fp32, the exact variant (the tiny stand-in has no int8)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         classifier = Classifier.open(tiny_artifact, provider="cpu", variant="fp32")

@@ -1,7 +1,6 @@
 """The real tweets and the tiny stand-in's scores of them, from which labelled files are drawn.
 
-Scores are fp32: int8's dynamic quantization scales activations per batch, so its scores
-move with the other texts of a batch, and the commands batch differently than this fixture.
+Scores are fp32, the variant the CPU runs on the tiny stand-in (export leaves its int8 out).
 """
 
 from __future__ import annotations

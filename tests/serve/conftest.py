@@ -21,8 +21,8 @@ from vigil.serve import ServeSettings  # noqa: E402
 def classifier(tiny_artifact: Path) -> Iterator[Classifier]:
     """The tiny stand-in on the CPU, shared by every server test (it is thread-safe).
 
-    fp32, because int8 quantizes activations per batch: its scores move by ~1e-3 with the
-    other texts of a batch, and the server batches texts from different requests together.
+    fp32, the exact variant (the tiny stand-in has no int8): the server batches texts from
+    different requests together, and each must score as it does alone.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the random-weight warning: known and intended here
