@@ -280,6 +280,8 @@ class Vigil(Contender):
         cuda_graphs: With provider "cuda", insist on (True) or refuse (False) CUDA graphs;
             `Classifier.open` takes the first plan that works, so it is bypassed here.
         max_batch_size: Largest batch a GPU session is bound for.
+        sequence_buckets: False runs every batch at the full length, to measure what the
+            buckets gain side by side.
     """
 
     packages = ("vigil", "onnxruntime", "tokenizers", "numpy")
@@ -292,12 +294,14 @@ class Vigil(Contender):
         variant: str | None = None,
         cuda_graphs: bool | None = None,
         max_batch_size: int = 256,
+        sequence_buckets: bool = True,
     ) -> None:
         self.artifact = artifact
         self.provider = provider
         self.variant = variant
         self.cuda_graphs = cuda_graphs
         self.max_batch_size = max_batch_size
+        self.sequence_buckets = sequence_buckets
 
     def load(self) -> None:
         from vigil.runtime import Classifier
@@ -310,6 +314,8 @@ class Vigil(Contender):
                 )
             else:
                 self.classifier = self._open_cuda(self.cuda_graphs)
+        if not self.sequence_buckets:
+            self.classifier.sequence_buckets = ()
 
     def _open_cuda(self, graphs: bool) -> Any:
         """A CUDA classifier with CUDA graphs on or off, and nothing else."""

@@ -14,13 +14,16 @@ Steps, each printed as it happens:
 2. Build a full-size random-weight stand-in in a scratch folder (reused by a rerun), and,
    only if ONNX Runtime offers a GPU provider, its vigil artifact.
 3. For each contender that can run: agreement with PyTorch fp32 on the same device, then
-   end-to-end and model-only throughput per batch size, then batch-1 latency. Figures are
+   end-to-end and model-only throughput per batch size, then batch-1 latency; for vigil
+   with sequence buckets, how far the buckets move a score from the full length; for the
+   served contender, closed-loop clients through `vigil.runtime.Service`. Figures are
    printed per contender and all of them are written to DIR/gpu-results.json.
 
 Contenders: PyTorch fp16 (`model.half()` on torch.cuda, same batches); vigil with
-provider "tensorrt" (variant fp16, one dynamic profile, so no CUDA graph: see
-shared/notes/GPU.md); vigil with provider "cuda" (variant fp16-fused) with CUDA graphs and
-without. Each contender is measured in a process of its own, one after the other (as
+provider "tensorrt" (variant fp16, one dynamic profile at the full length, so no CUDA
+graph: see shared/notes/GPU.md); vigil with provider "cuda" (variant fp16-fused) with a
+CUDA graph per (batch, sequence) bucket, the same at the full length only, and without
+graphs. Each contender is measured in a process of its own, one after the other (as
 benchmarks/run.py does on the CPU), so that a sticky CUDA error in one, such as an
 invalidated graph capture, cannot poison the ones after it: this script runs itself with
 `--contender JOB.json`, and a crashed or hung child is reported as that contender's failure.
@@ -64,6 +67,7 @@ try:
     from benchmarks.machine import describe_machine
     from benchmarks.measure import Budget, batch1_latency, throughput_curves
     from benchmarks.report import compare
+    from benchmarks.service_load import load_runs
     from benchmarks.source import ensure_vigil_importable, portable, portable_json
     from benchmarks.workload import DEFAULT_TWEETS, load_tweets
 except ImportError as exc:  # the one thing this script cannot work around
@@ -83,12 +87,14 @@ class GpuConfig:
     scratch: Path
     tweets: Path
     batch_sizes: tuple[int, ...] = (1, 8, 32, 64, 128, 256, 512, 1024)
-    seconds: float = 1.0
+    seconds: float = 0.75
     max_texts: int = 65536
-    latency_seconds: float = 3.0
+    latency_seconds: float = 2.0
     latency_requests: int = 2000
     max_batch_size: int = 256  # vigil's default: larger batches run in chunks of 256
-    contender_timeout_s: float = 600.0  # one contender's process, TensorRT's engine build included
+    contender_timeout_s: float = 240.0  # one contender's process (a TensorRT engine build takes minutes)
+    service_clients: tuple[int, ...] = (1, 16, 64)  # closed-loop client threads, one run each
+    service_seconds: float = 2.0
 
     @classmethod
     def dry(cls, out: Path, scratch: Path, tweets: Path) -> GpuConfig:
@@ -105,6 +111,8 @@ class GpuConfig:
             latency_requests=20,
             max_batch_size=32,
             contender_timeout_s=300.0,
+            service_clients=(1, 4),
+            service_seconds=0.2,
         )
 
 
@@ -116,6 +124,7 @@ class Entry:
     label: str
     build: Callable[[], Contender] | None
     reason: str | None = None
+    service: bool = False  # also measured through vigil's Service
 
 
 def say(message: str) -> None:
@@ -215,6 +224,7 @@ def _standin_module() -> ModuleType:
     except ImportError:
         spec = importlib.util.spec_from_file_location("vigil_standin", REPO / "export" / "standin.py")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up there
         spec.loader.exec_module(module)
         return module
 
@@ -234,13 +244,16 @@ def build_checkpoint(scratch: Path, size: str) -> Path:
 
 
 def build_artifact(checkpoint: Path, scratch: Path) -> Path:
-    """vigil's artifact of CHECKPOINT, exported once per scratch folder (minutes at full size)."""
+    """vigil's artifact of CHECKPOINT, exported once per scratch folder (minutes at full size).
+
+    No int8: it is for CPUs, and its calibration would take most of the export's time.
+    """
     from vigil.export.artifact import export_artifact
 
     out = scratch / f"artifact-{checkpoint.name}"
     if not out.is_dir():
         say(f"== exporting {checkpoint} to {out}")
-        export_artifact(out, str(checkpoint))
+        export_artifact(out, str(checkpoint), variants=("fp16", "fp32"))
     return out
 
 
@@ -260,8 +273,10 @@ def plan(config: GpuConfig, found: dict[str, Any], checkpoint: Path | str, artif
         _entry("pytorch-fp16", "PyTorch fp16 (torch.cuda)", no_gpu, checkpoint,
                partial(pytorch, device="cuda", half=True)),
         _entry("vigil-tensorrt", "vigil TensorRT fp16", trt, artifact, partial(vigil, provider="tensorrt")),
-        _entry("vigil-cuda-graphs", "vigil CUDA fp16-fused, CUDA graphs", cuda, artifact,
-               partial(vigil, provider="cuda", cuda_graphs=True)),
+        _entry("vigil-cuda-graphs", "vigil CUDA fp16-fused, CUDA graphs per batch x sequence bucket", cuda,
+               artifact, partial(vigil, provider="cuda", cuda_graphs=True), service=True),
+        _entry("vigil-cuda-graphs-32", "vigil CUDA fp16-fused, CUDA graphs, every batch at 32", cuda, artifact,
+               partial(vigil, provider="cuda", cuda_graphs=True, sequence_buckets=False)),
         _entry("vigil-cuda", "vigil CUDA fp16-fused, no graphs", cuda, artifact,
                partial(vigil, provider="cuda", cuda_graphs=False)),
     ]  # fmt: skip
@@ -270,17 +285,22 @@ def plan(config: GpuConfig, found: dict[str, Any], checkpoint: Path | str, artif
         entries += [
             _entry("pytorch-cpu", "PyTorch fp32 on the CPU (dry run)", torch_missing, checkpoint, pytorch),
             _entry("vigil-cpu", "vigil fp32 on the CPU (dry run)", vigil_missing, artifact,
-                   partial(vigil, provider="cpu", variant="fp32")),
+                   partial(vigil, provider="cpu", variant="fp32"), service=True),
         ]  # fmt: skip
     return entries
 
 
 def _entry(
-    name: str, label: str, reason: str | None, needed: Path | str | None, build: Callable[[], Contender]
+    name: str,
+    label: str,
+    reason: str | None,
+    needed: Path | str | None,
+    build: Callable[[], Contender],
+    service: bool = False,
 ) -> Entry:
     if reason is None and isinstance(needed, str):
         reason = needed
-    return Entry(name, label, None if reason else build, reason)
+    return Entry(name, label, None if reason else build, reason, service)
 
 
 def reference(checkpoint: Path, texts: list[str], device: str) -> Any:
@@ -309,8 +329,36 @@ def measure(entry: Entry, texts: list[str], ref: Any, config: GpuConfig) -> dict
     result["throughput"] = throughput_curves(entry.name, contender, texts, config.batch_sizes, budget, rate)
     latency_budget = Budget(config.latency_seconds, config.latency_requests)
     result["latency"] = batch1_latency(entry.name, contender, texts, latency_budget, warmup=20)
+    classifier = getattr(contender, "classifier", None)
+    if classifier is not None and classifier.sequence_buckets:
+        result["buckets_vs_full_length"] = bucket_difference(classifier, subset)
+    if entry.service:
+        peak = max(point["texts_per_s"] for point in result["throughput"]["end_to_end"])
+        spec = {
+            "batcher": {"max_batch_size": config.max_batch_size, "max_wait_s": 0.0, "queue_size": 4096},
+            "clients": list(config.service_clients),
+            "rate_fractions": [],
+            "seconds": config.service_seconds,
+            "max_requests": config.max_texts,
+        }
+        result["service"] = load_runs(classifier, texts, spec, peak)
     print_result(entry, result)
     return result
+
+
+def bucket_difference(classifier: Any, texts: list[str]) -> dict[str, Any]:
+    """Max |probability difference| of TEXTS scored at their sequence buckets against the
+    same classifier at the full length: right padding under a mask must not move a score."""
+    import numpy as np
+
+    buckets = classifier.sequence_buckets
+    bucketed = classifier.predict(texts, batch_size=ACCURACY_BATCH)
+    classifier.sequence_buckets = ()
+    try:
+        full = classifier.predict(texts, batch_size=ACCURACY_BATCH)
+    finally:
+        classifier.sequence_buckets = buckets
+    return {"buckets": list(buckets), "texts": len(texts), "max_abs_prob_diff": float(np.abs(bucketed - full).max())}
 
 
 def print_result(entry: Entry, result: dict[str, Any]) -> None:
@@ -328,6 +376,16 @@ def print_result(entry: Entry, result: dict[str, Any]) -> None:
     accuracy = result["accuracy"]
     agreement, difference = accuracy["label_agreement"], accuracy["max_abs_prob_diff"]
     say(f"  vs PyTorch fp32: labels {agreement:.2%} agree, max |dp| {difference:.1e}")
+    if "buckets_vs_full_length" in result:
+        buckets = result["buckets_vs_full_length"]
+        say(f"  sequence buckets {buckets['buckets']} vs full length: max |dp| {buckets['max_abs_prob_diff']:.1e}")
+    for run in result.get("service", {}).get("closed_loop", []):
+        p50, p99 = (run["latency"].get(key, float("nan")) for key in ("p50_ms", "p99_ms"))
+        say(
+            f"  Service, {run['clients']:>3} closed-loop clients: {run['achieved_rate']:,.0f} texts/s, "
+            f"p50 {p50:.3f} ms, p99 {p99:.3f} ms, mean batch {run['mean_batch_size']:.1f}, "
+            f"p50 / batch-1 p50 {p50 / latency['p50_ms']:.2f}x"
+        )
 
 
 def run(config: GpuConfig) -> dict[str, Any]:

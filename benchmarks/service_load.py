@@ -27,10 +27,11 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from .measure import Budget, summarize_ms
 
-__all__ = ["closed_loop", "open_loop"]
+__all__ = ["closed_loop", "load_runs", "open_loop"]
 
 
 class _Recorder:
@@ -120,6 +121,26 @@ def open_loop(
         "offered_rate": rate,
         **_summary(latencies, recorder.records, elapsed, rejected=rejected, unfinished=len(unfinished)),
     }
+
+
+def load_runs(classifier: Any, texts: Sequence[str], spec: dict[str, Any], peak: float) -> dict[str, Any]:
+    """SPEC's closed-loop and open-loop runs through vigil's Service on CLASSIFIER.
+
+    SPEC holds "batcher" (BatcherConfig's fields), "clients", "rate_fractions" (of PEAK,
+    the offline texts/s), "seconds" and "max_requests" per run.
+    """
+    from vigil.runtime import BatcherConfig
+
+    config = BatcherConfig(**spec["batcher"])
+    budget = Budget(spec["seconds"], spec["max_requests"])
+    runs = [("closed", clients) for clients in spec["clients"]] + [("open", f) for f in spec["rate_fractions"]]
+    closed, opened = [], []
+    for kind, value in tqdm(runs, desc="service load", unit="run", leave=False):
+        if kind == "closed":
+            closed.append(closed_loop(classifier, config, texts, value, budget))
+        else:
+            opened.append({"fraction_of_peak": value, **open_loop(classifier, config, texts, value * peak, budget)})
+    return {"batcher": spec["batcher"], "offline_peak": peak, "closed_loop": closed, "open_loop": opened}
 
 
 def _summary(

@@ -5,13 +5,12 @@ Two places run benchmark code without vigil installed: the Optimum virtual envir
 (Optimum pins an older transformers, so vigil cannot live there) and the GPU machine, which
 receives a bare copy of the working tree. Both only need to import `vigil.*` from this
 checkout. Installed, `vigil.runtime` maps to `runtime/` (see pyproject.toml); here the same
-mapping is a folder `vigil/` of symbolic links, which Python reads as a namespace package,
-so each subpackage is imported lazily and only its own dependencies are needed.
+mapping is a folder `vigil/` of symbolic links (the package's `__init__.py` and each
+subpackage), so each subpackage is imported lazily and only its own dependencies are needed.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -20,31 +19,38 @@ from typing import Any
 __all__ = ["REPO", "SUBPACKAGES", "vigil_source_path", "ensure_vigil_importable", "portable", "portable_json"]
 
 REPO = Path(__file__).resolve().parents[1]
-SUBPACKAGES = ("runtime", "export", "cli")
+# Every package pyproject.toml maps under `vigil` (export imports vigil.files, for one).
+SUBPACKAGES = ("runtime", "export", "files", "cli", "serve", "evaluate", "distributed")
 
 
 def vigil_source_path(folder: Path) -> Path:
-    """Make FOLDER/vigil/<sub> links to this checkout's subpackages; return FOLDER.
+    """Make FOLDER/vigil a package of links into this checkout, laid out as installed;
+    return FOLDER.
 
-    Put FOLDER on `sys.path` (or PYTHONPATH, for a child process) to import vigil from
-    the checkout. The links are rewritten every time, so a moved checkout is followed.
+    Put FOLDER on `sys.path` (or PYTHONPATH, for a child process) ahead of the checkout
+    itself, whose own `vigil/` holds only the package's `__init__.py`. The links are
+    rewritten every time, so a moved checkout is followed.
     """
     package = folder / "vigil"
     package.mkdir(parents=True, exist_ok=True)
-    for name in SUBPACKAGES:
+    targets = {"__init__.py": REPO / "vigil" / "__init__.py", **{name: REPO / name for name in SUBPACKAGES}}
+    for name, target in targets.items():
         link = package / name
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to(REPO / name, target_is_directory=True)
+        link.symlink_to(target, target_is_directory=target.is_dir())
     return folder
 
 
 def ensure_vigil_importable(scratch: Path) -> bool:
-    """Import vigil from the checkout (through links under SCRATCH) if it is not installed.
+    """Import vigil from this checkout, through links under SCRATCH, ahead of anything else.
 
-    Returns True when the checkout had to be put on `sys.path`.
+    A script run from the checkout has the checkout on `sys.path` (for `benchmarks`), whose
+    own `vigil/` folder would shadow an installed vigil and hold no subpackages; the links
+    make `vigil.*` this checkout's code whether or not, and however, vigil is installed.
+    Returns False when vigil was already imported (nothing to do), else True.
     """
-    if importlib.util.find_spec("vigil") is not None:
+    if "vigil.runtime" in sys.modules:
         return False
     sys.path.insert(0, str(vigil_source_path(scratch)))
     return True

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from .contenders import KINDS, Contender
 from .measure import Budget, batch1_latency, throughput_curves
-from .service_load import closed_loop, open_loop
+from .service_load import load_runs
 
 __all__ = ["run_job", "main"]
 
@@ -66,25 +65,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     )
     if job.get("service"):
         peak = max(point["texts_per_s"] for point in result["throughput"]["end_to_end"])
-        result["service"] = _service(contender, texts, job["service"], peak)
+        result["service"] = load_runs(contender.classifier, texts, job["service"], peak)
     return result
-
-
-def _service(contender: Contender, texts: list[str], spec: dict[str, Any], peak: float) -> dict[str, Any]:
-    """Closed-loop and open-loop load through vigil's Service on this contender's classifier."""
-    from vigil.runtime import BatcherConfig
-
-    config = BatcherConfig(**spec["batcher"])
-    budget = Budget(spec["seconds"], spec["max_requests"])
-    classifier = contender.classifier  # only vigil contenders get a service spec
-    runs = [("closed", clients) for clients in spec["clients"]] + [("open", f) for f in spec["rate_fractions"]]
-    closed, opened = [], []
-    for kind, value in tqdm(runs, desc="service load", unit="run", leave=False):
-        if kind == "closed":
-            closed.append(closed_loop(classifier, config, texts, value, budget))
-        else:
-            opened.append({"fraction_of_peak": value, **open_loop(classifier, config, texts, value * peak, budget)})
-    return {"batcher": spec["batcher"], "offline_peak": peak, "closed_loop": closed, "open_loop": opened}
 
 
 def main(argv: list[str] | None = None) -> int:

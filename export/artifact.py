@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from tokenizers import Tokenizer
 from vigil.files.atomic import renamed_on_success, write_json_atomic
+from vigil.runtime.gpu_libraries import onnxruntime_version
 from vigil.runtime.manifest import (
     INPUT_NAMES,
     MANIFEST_FILE,
@@ -55,8 +55,8 @@ class VariantSpec:
     precision: str
     form: str
     providers: tuple[str, ...]
-    # Symbolic sequence axis, run at the manifest's sequence buckets by the CPU runtime;
-    # the fp16 graphs, for GPUs, TensorRT and Triton, stay fixed at sequence_length.
+    # Symbolic sequence axis, run at the manifest's sequence buckets by the runtime; the
+    # standard fp16 graph, for TensorRT and Triton, stays fixed at sequence_length.
     bucketed: bool = False
 
 
@@ -64,7 +64,7 @@ VARIANTS = {
     spec.name: spec
     for spec in (
         VariantSpec("fp16", "model-fp16.onnx", "fp16", "standard", ("TensorrtExecutionProvider",)),
-        VariantSpec("fp16-fused", "model-fp16-fused.onnx", "fp16", "fused", ("CUDAExecutionProvider",)),
+        VariantSpec("fp16-fused", "model-fp16-fused.onnx", "fp16", "fused", ("CUDAExecutionProvider",), True),
         VariantSpec("fp32", "model-fp32.onnx", "fp32", "fused", ("CPUExecutionProvider", "CUDAExecutionProvider"), True),
         VariantSpec("int8", "model-int8.onnx", "int8", "standard", ("CPUExecutionProvider",), True),
     )
@@ -109,8 +109,12 @@ def parse_variants(text: str) -> tuple[str, ...]:
 
 
 def _require_onnxruntime() -> None:
-    """Fusions and static quantization are promised only from onnxruntime 1.31 on."""
-    version = metadata.version("onnxruntime")
+    """Fusions and static quantization are promised only from onnxruntime 1.31 on.
+
+    The version is the imported module's: onnxruntime-gpu installs under another
+    distribution name, and a stale `onnxruntime` distribution may sit beside it.
+    """
+    version = onnxruntime_version()
     if tuple(int(part) for part in version.split(".")[:2] if part.isdigit()) < MIN_ONNXRUNTIME:
         raise ExportError(f"vigil export needs onnxruntime >= {'.'.join(map(str, MIN_ONNXRUNTIME))}, found {version}")
 
@@ -141,7 +145,6 @@ def _build(
             work / VARIANTS["fp16-fused"].file,
             num_heads=config.num_attention_heads,
             hidden_size=config.hidden_size,
-            sequence_length=sequence_length,
         )
     _require_fusions(fusions)
     with _step("fp16 with standard operators"):
@@ -269,7 +272,7 @@ def _variant_entry(spec: VariantSpec, work: Path, reference, ids, mask, fusions,
     if spec.form == "fused":
         entry["fusions"] = fusions
     if spec.bucketed:
-        entry["sequence_buckets"] = validate.bucket_agreement(path, ids, mask, buckets)
+        entry["sequence_buckets"] = validate.bucket_agreement(path, ids, mask, buckets, spec.precision)
         log.info("%-10s at each sequence bucket: %s", spec.name, entry["sequence_buckets"]["buckets"])
     return entry
 

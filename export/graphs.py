@@ -1,12 +1,14 @@
 """From a PyTorch classifier to the four ONNX variants of an artifact.
 
 - `export_fp32`: the plain TorchScript export, inputs [batch, sequence] int64, logits
-  [batch, N] fp32. The sequence axis is symbolic, so that the CPU runtime runs each batch
-  at its sequence bucket with one graph (one file, one load) instead of one graph per
-  bucket; the fp16 graphs, for GPUs, are fixed to [batch, 32] (`fix_sequence_axis`). TorchScript (`dynamo=False`) on an eager-attention model is the combination whose
-  graph ONNX Runtime's BERT fusions recognise completely.
+  [batch, N] fp32. The sequence axis is symbolic, so that the runtime runs each batch at
+  its sequence bucket with one graph (one file, one load) instead of one graph per bucket;
+  only the standard fp16 graph, for TensorRT and Triton, is fixed to [batch, 32]
+  (`fix_sequence_axis`). TorchScript (`dynamo=False`) on an eager-attention model is the
+  combination whose graph ONNX Runtime's BERT fusions recognise completely.
 - `fuse`: ONNX Runtime's BERT fusions (EmbedLayerNormalization, Attention,
-  SkipLayerNormalization, BiasGelu), optionally in fp16 for the CUDA provider.
+  SkipLayerNormalization, BiasGelu), in fp32 for the CPU and in fp16 for the CUDA
+  provider, which binds one fixed shape (and one CUDA graph) per batch and sequence bucket.
 - `to_fp16_standard`: fp16 with standard operators only, for TensorRT (which cannot parse
   the fused contrib operators) and any other ONNX consumer.
 - `quantize_int8`: static, calibrated QDQ int8 for CPUs. Activation ranges are measured
@@ -79,21 +81,18 @@ def export_fp32(model, path: Path, sequence_length: int, opset: int = OPSET) -> 
 
 def fix_sequence_axis(model, sequence_length: int) -> None:
     """Make the inputs of MODEL (an onnx.ModelProto) [batch, SEQUENCE_LENGTH]: TensorRT
-    and Triton consumers of the fp16 graphs, and CUDA graphs, want the fixed shape."""
+    and Triton consumers of the standard fp16 graph want the fixed shape."""
     for graph_input in model.graph.input:
         graph_input.type.tensor_type.shape.dim[1].dim_value = sequence_length
 
 
-def fuse(
-    src: Path, fp32_dst: Path, fp16_dst: Path, *, num_heads: int, hidden_size: int, sequence_length: int
-) -> dict[str, int]:
+def fuse(src: Path, fp32_dst: Path, fp16_dst: Path, *, num_heads: int, hidden_size: int) -> dict[str, int]:
     """Apply ONNX Runtime's BERT fusions, save fp32 and fp16 copies, count what fused.
 
     The fusions run once: at opt_level 0 (Python fusions only; ONNX Runtime optimises the
     rest for its provider at load time) their result does not depend on the target device.
-    The fp16 copy keeps fp32 inputs and outputs, and a sequence axis fixed at
-    SEQUENCE_LENGTH; the CUDA provider's SkipLayerNormalization and EmbedLayerNormalization
-    accumulate in fp32.
+    The fp16 copy keeps fp32 inputs and outputs and the symbolic sequence axis; the CUDA
+    provider's SkipLayerNormalization and EmbedLayerNormalization accumulate in fp32.
     """
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -103,7 +102,6 @@ def fuse(
         stats = model.get_fused_operator_statistics()
         model.save_model_to_file(str(fp32_dst))
         model.convert_float_to_float16(keep_io_types=True)
-        fix_sequence_axis(model.model, sequence_length)
         model.save_model_to_file(str(fp16_dst))
     fused = {op: int(stats.get(op, 0)) for op in EXPECTED_FUSIONS}
     missing = [op for op, count in fused.items() if count == 0]

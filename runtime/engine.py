@@ -1,10 +1,11 @@
 """`Classifier`: tweets in, the model card's probabilities out, as fast as the model runs.
 
 Each batch goes: type check, `clean_tweet` (the card's cleaning), tokenization to
-[n, sequence_length], the model, a sigmoid. On the CPU, an artifact with sequence buckets
-runs each batch at the smallest bucket that holds its longest text (`score` cuts the
-right padding beyond it; the mask makes that exact), so short tweets stop paying for 32
-positions. GPU models keep their bound [batch, sequence_length] buffers.
+[n, sequence_length], the model, a sigmoid. With a graph whose sequence axis is symbolic
+(fp32, int8, fused fp16), each batch runs at the smallest sequence bucket that holds its
+longest text (`score` cuts the right padding beyond it; the mask makes that exact), so
+short tweets stop paying for 32 positions; a GPU model has bound buffers and a CUDA graph
+per (batch, sequence) bucket. TensorRT's fixed [batch, 32] graph runs at 32.
 
 Bulk scoring (`predict`, `iter_predict`, `iter_batches`) runs the first three steps of the
 next batches on one background thread (the tokenizer is shared) while the calling thread
@@ -84,7 +85,7 @@ class Classifier:
         random_weights: True for a random stand-in, whose scores mean nothing.
         clean: Whether texts go through the card's `clean_tweet` first.
         sequence_buckets: The lengths batches run at; empty when every batch runs at
-            sequence_length (an artifact without buckets, or a GPU).
+            sequence_length (an artifact without buckets, or a graph with a fixed axis).
     """
 
     def __init__(
@@ -105,7 +106,7 @@ class Classifier:
         self.clean = clean
         self._model: Model | None = model
         self._tokenizer = tokenizer or _tokenizer_for(manifest)
-        self.sequence_buckets = _sequence_buckets(manifest, model)
+        self.sequence_buckets = model.sequence_buckets
         self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-prefetch")
 
     @classmethod
@@ -376,15 +377,6 @@ def _probability(label: str, value: object) -> float:
 
 def _tokenizer_for(manifest: Manifest) -> SharedTokenizer:
     return SharedTokenizer(manifest.verified_tokenizer_path(), manifest.sequence_length, manifest.pad_id)
-
-
-def _sequence_buckets(manifest: Manifest, model: Model) -> tuple[int, ...]:
-    """The manifest's buckets where the model can run them: a symbolic sequence axis, and
-    no bound buffers (GPU models bind [batch, sequence_length]; CUDA graphs and TensorRT
-    profiles per bucket are not built yet)."""
-    if model.plan.buckets or isinstance(model.session.get_inputs()[0].shape[1], int):
-        return ()
-    return manifest.sequence_buckets
 
 
 def _window_size(batch_size: int) -> int:

@@ -1,10 +1,12 @@
 """The one right way to run a planned session: verified placement, and on a GPU fixed,
-bound buffers per batch bucket.
+bound buffers per batch and sequence bucket.
 
 `open_model` tries the plans of `vigil.runtime.providers` in order and returns a `Model`
 whose session is verified to run on the planned provider. GPU models keep fixed device
-buffers per bucket (powers of two up to max_batch_size), bound once through IO binding and
-refilled in place, because a CUDA graph replays fixed addresses.
+buffers per (batch bucket, sequence bucket): batch buckets are powers of two up to
+max_batch_size, sequence buckets the manifest's where the graph's sequence axis is
+symbolic. Each is bound once through IO binding and refilled in place, because a CUDA graph
+replays fixed addresses.
 
 Every session is created with `enable_fallback=0`: otherwise onnxruntime's Python API
 silently rebuilds a failed GPU session on the CPU without our provider options, and a
@@ -32,6 +34,10 @@ from .providers import GPU_DEVICE, SessionPlan
 __all__ = ["create_session", "open_model", "Model", "BoundModel"]
 
 _log = logging.getLogger(__name__)
+# ONNX Runtime's CUDA provider runs a graph id regularly twice (its arena settles), then
+# captures it on the third run (`min_num_runs_before_cuda_graph_capture_ = 2`): warming each
+# slot up that often captures every graph when the model opens, never under load.
+_CAPTURE_RUN = 3
 
 
 def create_session(
@@ -99,11 +105,16 @@ class Model:
     """A verified session that maps token ids and mask to float32 logits.
 
     Thread-safe; this base class runs any batch as it is, as the CPU provider wants.
+
+    Attributes:
+        sequence_buckets: The sequence lengths below the full one that batches may be cut to
+            (the caller cuts only right padding); empty when the graph's sequence axis is fixed.
     """
 
-    def __init__(self, session: ort.InferenceSession, plan: SessionPlan) -> None:
+    def __init__(self, session: ort.InferenceSession, plan: SessionPlan, sequence_buckets: tuple[int, ...] = ()) -> None:
         self.session = session
         self.plan = plan
+        self.sequence_buckets = sequence_buckets
         self._output = session.get_outputs()[0].name
 
     @property
@@ -120,16 +131,18 @@ class Model:
 
 
 class BoundModel(Model):
-    """Runs batches in fixed, bound buffers: one bucket per batch size, padded up to it.
+    """Runs batches in fixed, bound buffers: one slot per (batch size, sequence length)
+    bucket, each batch padded up to the smallest slot that holds it.
 
-    A CUDA graph replays the addresses it captured, so each bucket has its own buffers,
+    A CUDA graph replays the addresses it captured, so each slot has its own buffers,
     IO binding and graph id, and inputs are copied in place (`update_inplace`). Padding rows
     are a real encoding (the empty text's [CLS][SEP]): a fully masked row can turn an fp16
-    attention into NaN. Graphs live in the provider's per-thread context and are never
-    released, so with graphs every run goes through one graph thread, which captured them
-    all (a warm-up run of every bucket) when the model was opened: runs from any other
-    thread (a service's dispatcher, `Classifier.predict` on a thread pool) are handed to it,
-    and nothing is ever captured again. Without graphs, runs are serialised by a lock.
+    attention into NaN; padding columns are pad tokens under a zero mask. Graphs live in the
+    provider's per-thread context and are never released, so with graphs every run goes
+    through one graph thread, which captured them all (a warm-up run of every slot) when the
+    model was opened: runs from any other thread (a service's dispatcher,
+    `Classifier.predict` on a thread pool) are handed to it, and nothing is ever captured
+    again. Without graphs, runs are serialised by a lock.
     """
 
     def __init__(
@@ -138,14 +151,14 @@ class BoundModel(Model):
         plan: SessionPlan,
         filler: tuple[np.ndarray, np.ndarray],
         n_labels: int,
+        sequence_buckets: tuple[int, ...] = (),
     ) -> None:
-        super().__init__(session, plan)
+        super().__init__(session, plan, sequence_buckets)
         self._filler = filler
-        sequence_length = filler[0].shape[1]
-        graph_ids = range(1, len(plan.buckets) + 1) if plan.cuda_graphs else [None] * len(plan.buckets)
+        shapes = [(size, width) for width in sequence_buckets or filler[0].shape[1:] for size in plan.buckets]
+        graph_ids = range(1, len(shapes) + 1) if plan.cuda_graphs else [None] * len(shapes)
         self._slots = [
-            _Slot.bind(session, size, (sequence_length, n_labels), plan.device, graph_id)
-            for size, graph_id in zip(plan.buckets, graph_ids)
+            _Slot.bind(session, shape, n_labels, plan.device, graph_id) for shape, graph_id in zip(shapes, graph_ids)
         ]
         self._lock = threading.Lock()
         self._graph_runner: ThreadPoolExecutor | None = None
@@ -158,7 +171,7 @@ class BoundModel(Model):
                 self._warm_up()
 
     def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        largest = self._slots[-1].size
+        largest = self.plan.buckets[-1]
         if len(ids) > largest:
             starts = range(0, len(ids), largest)
             return np.concatenate([self.run(ids[i : i + largest], mask[i : i + largest]) for i in starts])
@@ -172,29 +185,46 @@ class BoundModel(Model):
             self._graph_runner.shutdown(wait=True)
 
     def _run_bucket(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        slot = next(slot for slot in self._slots if slot.size >= len(ids))
+        rows, width = ids.shape
+        # Slots are ordered by width, then size: the first that holds the batch is the smallest.
+        slot = next((s for s in self._slots if s.width >= width and s.size >= rows), None)
+        if slot is None:
+            raise ValueError(f"a batch of sequence length {width} is longer than the model's {self._slots[-1].width}")
         with self._lock:
-            logits = slot.run(self.session, *self._pad(ids, mask, slot.size))
-            return logits[: len(ids)].copy()  # a CPU buffer's numpy() is a view into it
+            logits = slot.run(self.session, *self._pad(ids, mask, slot))
+            return logits[:rows].copy()  # a CPU buffer's numpy() is a view into it
 
-    def _pad(self, ids: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(ids) == size:
+    def _pad(self, ids: np.ndarray, mask: np.ndarray, slot: _Slot) -> tuple[np.ndarray, np.ndarray]:
+        """IDS and MASK grown to SLOT's shape: pad tokens under a zero mask on the right, then
+        filler rows below."""
+        rows, width = ids.shape
+        if width < slot.width:
+            pad_id = self._filler[0][0, -1]  # the filler is [CLS][SEP] and pad tokens
+            ids = np.pad(ids, ((0, 0), (0, slot.width - width)), constant_values=pad_id)
+            mask = np.pad(mask, ((0, 0), (0, slot.width - width)))
+        if rows == slot.size:
             return ids, mask
-        fill_ids, fill_mask = self._fill(size - len(ids))
+        fill_ids, fill_mask = self._fill(slot.size - rows, slot.width)
         return np.concatenate([ids, fill_ids]), np.concatenate([mask, fill_mask])
 
-    def _fill(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        ids, mask = self._filler
+    def _fill(self, rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        ids, mask = (part[:, :width] for part in self._filler)
         return np.repeat(ids, rows, axis=0), np.repeat(mask, rows, axis=0)
 
     def _warm_up(self) -> None:
-        """Run every bucket once on this thread: allocates, and captures its CUDA graphs."""
+        """Run every slot on this thread: allocates, and captures its CUDA graph."""
+        runs = _CAPTURE_RUN if self.plan.cuda_graphs else 1
         for slot in self._slots:
-            slot.run(self.session, *self._fill(slot.size))
+            for _ in range(runs):
+                slot.run(self.session, *self._fill(slot.size, slot.width))
         if self.plan.cuda_graphs:
             self.graph_thread = threading.current_thread()
         thread = threading.current_thread().name
-        _log.info("%s: warmed %d buckets on thread %s", self.plan.describe(), len(self._slots), thread)
+        widths = sorted({slot.width for slot in self._slots})
+        _log.info(
+            "%s: warmed %d slots (batch %s x sequence %s) on thread %s",
+            self.plan.describe(), len(self._slots), list(self.plan.buckets), widths, thread,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -202,6 +232,7 @@ class _Slot:
     """One bucket's fixed buffers, their binding, and the run options naming its graph."""
 
     size: int
+    width: int
     ids: ort.OrtValue
     mask: ort.OrtValue
     logits: ort.OrtValue
@@ -210,20 +241,15 @@ class _Slot:
 
     @classmethod
     def bind(
-        cls,
-        session: ort.InferenceSession,
-        size: int,
-        widths: tuple[int, int],
-        device: str,
-        graph_id: int | None,
+        cls, session: ort.InferenceSession, shape: tuple[int, int], n_labels: int, device: str, graph_id: int | None
     ) -> _Slot:
-        """Allocate [size, sequence_length] inputs and [size, n_labels] logits (WIDTHS) on DEVICE."""
-        sequence_length, n_labels = widths
+        """Allocate inputs of SHAPE (batch size, sequence length) and [size, N_LABELS] logits on DEVICE."""
+        size, width = shape
 
-        def buffer(width: int, dtype: type) -> ort.OrtValue:
-            return ort.OrtValue.ortvalue_from_shape_and_type([size, width], dtype, device, 0)
+        def buffer(columns: int, dtype: type) -> ort.OrtValue:
+            return ort.OrtValue.ortvalue_from_shape_and_type([size, columns], dtype, device, 0)
 
-        ids, mask = buffer(sequence_length, np.int64), buffer(sequence_length, np.int64)
+        ids, mask = buffer(width, np.int64), buffer(width, np.int64)
         logits = buffer(n_labels, np.float32)
         binding = session.io_binding()
         binding.bind_ortvalue_input("input_ids", ids)
@@ -232,7 +258,7 @@ class _Slot:
         run_options = ort.RunOptions()
         if graph_id is not None:
             run_options.add_run_config_entry("gpu_graph_id", str(graph_id))
-        return cls(size, ids, mask, logits, binding, run_options)
+        return cls(size, width, ids, mask, logits, binding, run_options)
 
     def run(self, session: ort.InferenceSession, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         self.ids.update_inplace(ids)
@@ -279,9 +305,11 @@ def _open(
     path = manifest.verified_path(manifest.variant(plan.variant))
     session = create_session(path, plan, threads=threads, spin=spin)
     manifest.check_graph_shapes(path, {i.name: i.shape for i in session.get_inputs()}, session.get_outputs()[0].shape)
+    symbolic = not isinstance(session.get_inputs()[0].shape[1], int)
+    sequence_buckets = manifest.sequence_buckets if symbolic else ()
     if not plan.buckets:
-        return Model(session, plan)
+        return Model(session, plan, sequence_buckets)
     try:
-        return BoundModel(session, plan, filler, len(manifest.labels))
+        return BoundModel(session, plan, filler, len(manifest.labels), sequence_buckets)
     except Exception as exc:  # binding or graph capture failed: this plan cannot run here
         raise ProviderError(f"{plan.describe()} failed its warm-up run: {exc}") from exc

@@ -383,3 +383,48 @@ def test_bound_model_without_graphs_warms_up_once(manifest: Manifest, reference:
         logits = other.submit(model.run, ids, mask).result()  # re-raises what failed in the worker
     assert warmed_on == []  # checked here, in the test's thread: no graphs, nothing to capture
     np.testing.assert_allclose(logits, reference.run(ids, mask), rtol=0, atol=1e-5)
+
+
+# --- BoundModel at sequence buckets: one slot (and CUDA graph) per batch x sequence bucket ---
+
+
+def test_bound_model_binds_a_slot_per_batch_and_sequence_bucket(bound: BoundModel, manifest: Manifest) -> None:
+    assert manifest.sequence_buckets == (16, 24, 32)  # fp32's axis is symbolic
+    assert bound.sequence_buckets == manifest.sequence_buckets
+    assert [(slot.size, slot.width) for slot in bound._slots] == [
+        (size, width) for width in (16, 24, 32) for size in (1, 2, 4)
+    ]
+
+
+def test_a_bound_model_on_a_fixed_axis_binds_the_full_length_only(manifest: Manifest, filler) -> None:
+    model = open_model(manifest, [cpu_plan("fp16", buckets=(1, 2))], filler=filler)
+    assert model.sequence_buckets == ()
+    assert [(slot.size, slot.width) for slot in model._slots] == [(1, 32), (2, 32)]
+
+
+@pytest.mark.parametrize("rows, width, slot", [(1, 16, (1, 16)), (3, 16, (4, 16)), (3, 20, (4, 24)), (2, 32, (2, 32)), (4, 17, (4, 24))])
+def test_bound_model_runs_the_smallest_slot_and_matches_the_full_length(
+    bound: BoundModel, reference: Model, manifest: Manifest, rows: int, width: int, slot: tuple[int, int], monkeypatch
+) -> None:
+    tokenizer = SharedTokenizer(manifest.directory / manifest.tokenizer_file, 32, manifest.pad_id)
+    ids, mask = tokenizer.encode(["a short tweet", "rain", "the weather today is fine", "ok"][:rows])
+    assert mask[:, width:].sum() == 0  # only right padding is cut
+    used: list[tuple[int, int]] = []
+    original = model_module._Slot.run
+
+    def recording(self, session, ids, mask):
+        used.append((self.size, self.width))
+        assert ids.shape == mask.shape == (self.size, self.width)
+        return original(self, session, ids, mask)
+
+    monkeypatch.setattr(model_module._Slot, "run", recording)
+    logits = bound.run(ids[:, :width].copy(), mask[:, :width].copy())
+    assert used == [slot]
+    np.testing.assert_allclose(logits, reference.run(ids, mask), rtol=0, atol=1e-5)
+
+
+def test_bound_model_refuses_a_batch_longer_than_its_longest_bucket(bound: BoundModel, encoded) -> None:
+    ids, mask = (np.concatenate([part[:1], part[:1, :8]], axis=1) for part in encoded)
+    with pytest.raises(ValueError, match="sequence length 40 is longer than the model's 32"):
+        bound.run(ids, mask)
+

@@ -1,6 +1,7 @@
-"""Sequence buckets on the CPU: each batch runs at the smallest bucket that holds its
-longest text, bulk scoring groups texts by length and restores input order, and
-artifacts without buckets (or with a static graph) keep running at the full length."""
+"""Sequence buckets: each batch runs at the smallest bucket that holds its longest text
+(on the CPU as it is, on a GPU in that bucket's bound slot), bulk scoring groups texts by
+length and restores input order, and artifacts without buckets (or with a static graph)
+keep running at the full length."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ import pytest
 
 from vigil.runtime import Classifier
 from vigil.runtime import engine as engine_module
+from vigil.runtime import model as model_module
 from vigil.runtime.errors import ArtifactError
+from vigil.runtime.manifest import Manifest
+from vigil.runtime.model import open_model
+from vigil.runtime.providers import SessionPlan
+from vigil.runtime.tokenizer import SharedTokenizer
 
 
 def _open(artifact: Path, variant: str = "fp32") -> Classifier:
@@ -137,3 +143,30 @@ def test_malformed_buckets_are_refused(tiny_artifact: Path, tmp_path: Path, bad:
     path.write_text(json.dumps({**raw, "sequence_buckets": bad}), encoding="utf-8")
     with pytest.raises(ArtifactError, match=r"sequence_buckets .* rise strictly"):
         _open(copy)
+
+
+def test_the_gpu_path_runs_the_fused_fp16_graph_in_a_slot_per_sequence_bucket(
+    tiny_artifact: Path, tweets: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CUDA plan's bound slots and graph ids, exercised on CPU buffers: every batch runs
+    in the slot of its (batch, sequence) bucket and scores as the unbound graph does."""
+    manifest = Manifest.load(tiny_artifact)
+    tokenizer = SharedTokenizer(manifest.directory / manifest.tokenizer_file, 32, manifest.pad_id)
+    cpu = "CPUExecutionProvider"
+    plan = SessionPlan(cpu, "fp16-fused", ((cpu, {}),), buckets=(1, 2, 4, 8, 16), cuda_graphs=True)
+    used: list[tuple[int, int]] = []
+    run = model_module._Slot.run
+
+    def recording(self, session, ids, mask):
+        used.append((self.size, self.width))
+        return run(self, session, ids, mask)
+
+    with _open(tiny_artifact, "fp16-fused") as plain:
+        expected = plain.predict(tweets, batch_size=16)
+        model = open_model(manifest, [plan], filler=tokenizer.encode([""]))
+        with Classifier(manifest, model, tokenizer=tokenizer) as bound:
+            assert bound.sequence_buckets == (16, 24, 32)
+            monkeypatch.setattr(model_module._Slot, "run", recording)
+            np.testing.assert_allclose(bound.predict(tweets, batch_size=16), expected, rtol=0, atol=1e-6)
+    assert {width for _, width in used} == {16, 24, 32} and {size for size, _ in used} == {16}
+    assert len(used) == -(-len(tweets) // 16)
