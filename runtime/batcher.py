@@ -13,9 +13,11 @@ Waiting for a batch to fill (`max_wait_s`, default 0) only helps throughput at l
 and costs every lone request that wait, so it is opt-in: with it, the dispatcher keeps
 collecting for up to `max_wait_s` after the first request of a batch was enqueued.
 
-Answering is pipelined off the model's path: the dispatcher hands each computed batch to a
-second thread, the deliverer, which resolves the futures (waking callers and event loops,
-tens of microseconds each) while the dispatcher already forms and computes the next batch.
+Answering is pipelined off the model's path: under load the dispatcher hands each computed
+batch to a second thread, the deliverer, which resolves the futures (waking callers and
+event loops, tens of microseconds each) while the dispatcher already forms and computes the
+next batch. When nothing is queued there is no next batch to start, so the dispatcher
+resolves the futures itself and a lone request pays one thread hop less.
 
 Every request carries a `concurrent.futures.Future` that is resolved exactly once: with its
 own result, with the exception `process` raised for its batch, or cancelled. A full queue
@@ -330,7 +332,11 @@ class Batcher(Generic[T, R]):
             results = exc
         compute_s = time.perf_counter() - started
         queue_wait_s = tuple(dispatched_at - r.enqueued_at for r in live)
-        self._answers.put(_Answer(live, results, queue_wait_s, compute_s))
+        answer = _Answer(live, results, queue_wait_s, compute_s)
+        if self._pending or not self._answers.empty():  # a read without the lock: a hint
+            self._answers.put(answer)  # the next batch is waiting: deliver off this thread
+        else:
+            answer.deliver()
         self._observe(
             BatchRecord(
                 size=len(live),

@@ -11,7 +11,8 @@ Bulk scoring (`predict`, `iter_predict`, `iter_batches`) runs the first three st
 next batches on one background thread (the tokenizer is shared) while the calling thread
 runs the model on the current one; at most `_PREFETCH` batches are read ahead. With
 buckets it reads the input in windows of `_WINDOW` texts, forms batches of texts of similar
-length within each, and puts the scores back in input order, so memory stays bounded
+length within each, and puts the scores back in input order; at most two windows are held
+(the prefetch reads into the next while this one finishes), so memory stays bounded
 however long the input. The calling thread also reads the input iterable, so a generator
 never has to be thread-safe.
 """
@@ -225,26 +226,28 @@ class Classifier:
         if not self.sequence_buckets:
             yield from self._pipelined(_batches(texts, batch_size))
             return
-        for start, window in _batches(texts, _window_size(batch_size)):
-            yield from self._by_length(start, window, batch_size)
+        windows: deque[_Window] = deque()
+        for batch in self._pipelined(self._by_length(texts, batch_size, windows)):
+            window = windows[0]  # batches come back in order: this one is from the oldest window
+            if window.fill(batch):
+                windows.popleft()
+                yield from window.batches(batch_size)
 
-    def _by_length(self, start: int, window: list[str], batch_size: int) -> Iterator[ScoredBatch]:
-        """Score WINDOW in batches of texts of similar length, yield it back in input order.
+    def _by_length(self, texts: Iterator[str], batch_size: int, windows: deque[_Window]) -> Iterator[tuple[int, list[str]]]:
+        """Batches of texts of similar length, a window of the input at a time.
 
-        Characters stand in for tokens when grouping (the bucket itself comes from the
-        tokens), so grouping needs no tokenization and the batches still go through the
-        prefetch pipeline: tokenizing the next batch overlaps the model on this one.
+        Each window is appended to WINDOWS as it is read, for the caller to put its scores
+        back in input order. Characters stand in for tokens when grouping (the bucket itself
+        comes from the tokens), so grouping needs no tokenization, and one prefetch pipeline
+        runs through every window: tokenizing the next batch overlaps the model on this
+        one, across window boundaries too.
         """
-        self._check_types(window, start)  # indices of the input, before any reordering
-        order = sorted(range(len(window)), key=lambda i: len(window[i]))
-        grouped = [window[i] for i in order]
-        scores = np.empty((len(window), len(self.labels)), dtype=np.float32)
-        batches = ((start + i, grouped[i : i + batch_size]) for i in range(0, len(grouped), batch_size))
-        for batch in self._pipelined(batches):
-            offset = batch.start - start
-            scores[order[offset : offset + len(batch.probabilities)]] = batch.probabilities
-        for i in range(0, len(window), batch_size):
-            yield ScoredBatch(start + i, scores[i : i + batch_size])
+        for start, window in _batches(texts, _window_size(batch_size)):
+            self._check_types(window, start)  # indices of the input, before any reordering
+            order = sorted(range(len(window)), key=lambda i: len(window[i]))
+            windows.append(_Window(start, np.array(order), np.empty((len(window), len(self.labels)), np.float32)))
+            grouped = [window[i] for i in order]
+            yield from ((start + i, grouped[i : i + batch_size]) for i in range(0, len(grouped), batch_size))
 
     def _pipelined(self, batches: Iterator[tuple[int, list[str]]]) -> Iterator[ScoredBatch]:
         """Score BATCHES in order while the next ones are encoded on the prefetch thread."""
@@ -347,6 +350,26 @@ class Classifier:
                 f"probabilities must have shape [n, {len(self.labels)}], got {probabilities.shape}"
             )
         return probabilities
+
+
+class _Window:
+    """One window of the input being scored out of order: where its scores go back."""
+
+    def __init__(self, start: int, order: np.ndarray, scores: np.ndarray) -> None:
+        self.start = start
+        self.order = order  # order[k]: the window index of the k-th text scored
+        self.scores = scores  # in input order
+        self._missing = len(order)
+
+    def fill(self, batch: ScoredBatch) -> bool:
+        """Put BATCH's rows back in input order; whether the window is now complete."""
+        offset = batch.start - self.start
+        self.scores[self.order[offset : offset + len(batch.probabilities)]] = batch.probabilities
+        self._missing -= len(batch.probabilities)
+        return self._missing == 0
+
+    def batches(self, batch_size: int) -> Iterator[ScoredBatch]:
+        return (ScoredBatch(self.start + i, self.scores[i : i + batch_size]) for i in range(0, len(self.order), batch_size))
 
 
 def _resolve_thresholds(manifest: Manifest, overrides: _Thresholds = None) -> np.ndarray:
