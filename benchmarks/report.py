@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["THRESHOLD", "compare", "Target", "targets", "targets_json", "markdown", "format_target"]
+__all__ = [
+    "THRESHOLD", "Target", "accuracy_table", "compare", "curve", "format_target", "latency_table", "markdown",
+    "number", "service_tables", "table", "targets", "targets_json", "throughput_table",
+]  # fmt: skip
 
 THRESHOLD = 0.5
 REFERENCE = "pytorch"
@@ -21,17 +24,24 @@ BASELINES = ("pipeline", "pytorch", "onnxruntime", "optimum")
 _OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le}
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
-    """Label agreement at 0.5 and probability differences of CANDIDATE against REFERENCE."""
+def compare(reference: np.ndarray, candidate: np.ndarray, borderline_band: float = 0.0) -> dict[str, float]:
+    """Label agreement at 0.5 and probability differences of CANDIDATE against REFERENCE.
+
+    Flips of decisions whose reference lies within BORDERLINE_BAND of 0.5 are also counted
+    apart: there a variant's documented error (fp16's 5e-3, say) may cross the threshold.
+    """
     if reference.shape != candidate.shape:
         raise ValueError(f"probabilities of shape {candidate.shape} cannot be compared with {reference.shape}")
     flips = (reference >= THRESHOLD) != (candidate >= THRESHOLD)
+    borderline = np.abs(reference.astype(np.float64) - THRESHOLD) <= borderline_band
     difference = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
     return {
         "texts": int(reference.shape[0]),
         "decisions": int(flips.size),
         "label_agreement": float(1.0 - flips.mean()),
         "label_flips": int(flips.sum()),
+        "borderline_band": borderline_band,
+        "borderline_flips": int((flips & borderline).sum()),
         "max_abs_prob_diff": float(difference.max()),
         "mean_abs_prob_diff": float(difference.mean()),
     }
@@ -47,13 +57,14 @@ class Target:
     value: float | None
     detail: str
     percent: bool = False
+    unit: str = "x"  # what value and goal count, when not a ratio ("x") or a fraction (percent)
 
     @property
     def met(self) -> bool | None:
         return None if self.value is None else _OPS[self.op](self.value, self.goal)
 
 
-def _curve(results: dict[str, Any], name: str, mode: str = "end_to_end") -> dict[int, float]:
+def curve(results: dict[str, Any], name: str, mode: str = "end_to_end") -> dict[int, float]:
     """Texts/s by batch size of one contender and mode; empty if it did not run."""
     points = results["contenders"].get(name, {}).get("throughput", {}).get(mode, [])
     return {point["batch_size"]: point["texts_per_s"] for point in points}
@@ -83,9 +94,9 @@ def targets(results: dict[str, Any]) -> list[Target]:
 def _overhead_targets(results: dict[str, Any]) -> list[Target]:
     """Cleaning and tokenizing cost vigil little: end to end against its own model only."""
     return [
-        _worst_ratio(f"{name} end to end / its model only", 0.9, _curve(results, name), model_only)
+        _worst_ratio(f"{name} end to end / its model only", 0.9, curve(results, name), model_only)
         for name in results["contenders"]
-        if name.startswith("vigil-") and (model_only := _curve(results, name, "model_only"))
+        if name.startswith("vigil-") and (model_only := curve(results, name, "model_only"))
     ]
 
 
@@ -93,7 +104,7 @@ def _card_targets(results: dict[str, Any]) -> list[Target]:
     """vigil int8 against the model card's pipeline: throughput, latency, same labels."""
     contenders = results["contenders"]
     int8, pipeline = contenders.get("vigil-int8", {}), contenders.get("pipeline", {})
-    at64 = _ratio(_curve(results, "vigil-int8").get(64), _curve(results, "pipeline").get(64))
+    at64 = _ratio(curve(results, "vigil-int8").get(64), curve(results, "pipeline").get(64))
     p50 = _ratio(int8.get("latency", {}).get("p50_ms"), pipeline.get("latency", {}).get("p50_ms"))
     agreement = int8.get("accuracy", {}).get("label_agreement")
     return [
@@ -105,9 +116,9 @@ def _card_targets(results: dict[str, Any]) -> list[Target]:
 
 def _baseline_targets(results: dict[str, Any]) -> list[Target]:
     """vigil fp32 end to end faster than every baseline at every batch size."""
-    fp32 = _curve(results, "vigil-fp32")
+    fp32 = curve(results, "vigil-fp32")
     return [
-        _worst_ratio(f"vigil-fp32 / {baseline}, end to end at every batch size", 1.0, fp32, _curve(results, baseline))
+        _worst_ratio(f"vigil-fp32 / {baseline}, end to end at every batch size", 1.0, fp32, curve(results, baseline))
         for baseline in BASELINES
     ]
 
@@ -117,52 +128,59 @@ def _service_target(results: dict[str, Any]) -> Target:
     service = results.get("service") or {}
     variant = f"vigil-{service.get('variant')}"
     at16 = next((run["achieved_rate"] for run in service.get("closed_loop", []) if run["clients"] == 16), None)
-    value = _ratio(at16, _curve(results, variant).get(32))
+    value = _ratio(at16, curve(results, variant).get(32))
     return _target(f"Service, 16 clients / offline batch 32 ({variant})", ">=", 0.9, value, "closed loop, end to end")
 
 
 def format_target(target: Target) -> str:
     """One line: verdict, name, value against goal."""
     verdict = {True: "met", False: "MISSED", None: "n/a"}[target.met]
-    goal = f"{target.goal:.0%}" if target.percent else f"{target.goal:g}x"
-    if target.value is None:
-        value = "-"
+    if target.percent:
+        goal, value = f"{target.goal:.0%}", f"{target.value:.2%}" if target.value is not None else "-"
+    elif target.unit == "x":
+        goal, value = f"{target.goal:g}x", f"{target.value:.2f}x" if target.value is not None else "-"
     else:
-        value = f"{target.value:.2%}" if target.percent else f"{target.value:.2f}x"
+        goal = f"{target.goal:,g} {target.unit}"
+        value = f"{_figure(target.value)} {target.unit}" if target.value is not None else "-"
     return f"{verdict:<6} {target.name}: {value} (goal {target.op} {goal}; {target.detail})"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def _figure(value: float) -> str:
+    """Three significant digits, but whole numbers from 100 on (59,065 rather than 5.91e+04)."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _number(value: float | None, digits: int = 1) -> str:
+def number(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def _throughput_table(results: dict[str, Any], mode: str) -> str:
+def throughput_table(results: dict[str, Any], mode: str) -> str:
     sizes = results["config"]["batch_sizes"]
     rows = [
-        [entry["label"], *(_number(_curve(results, name, mode).get(size)) for size in sizes)]
+        [entry["label"], *(number(curve(results, name, mode).get(size)) for size in sizes)]
         for name, entry in results["contenders"].items()
-        if _curve(results, name, mode)
+        if curve(results, name, mode)
     ]
-    return _table(["contender", *(f"b={size}" for size in sizes)], rows)
+    return table(["contender", *(f"b={size}" for size in sizes)], rows)
 
 
-def _latency_table(results: dict[str, Any]) -> str:
+def latency_table(results: dict[str, Any]) -> str:
     columns = ("n", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")
     rows = []
     for entry in results["contenders"].values():
         latency = entry.get("latency")
         if latency:
-            rows.append([entry["label"], str(latency["n"]), *(_number(latency[c], 2) for c in columns[1:])])
-    return _table(["contender", "n", "p50", "p90", "p99", "p99.9", "max"], rows)
+            rows.append([entry["label"], str(latency["n"]), *(number(latency[c], 2) for c in columns[1:])])
+    return table(["contender", "n", "p50", "p90", "p99", "p99.9", "max"], rows)
 
 
-def _accuracy_table(results: dict[str, Any]) -> str:
+def accuracy_table(results: dict[str, Any]) -> str:
     rows = []
     for name, entry in results["contenders"].items():
         accuracy = entry.get("accuracy")
@@ -176,15 +194,15 @@ def _accuracy_table(results: dict[str, Any]) -> str:
                     f"{accuracy['mean_abs_prob_diff']:.1e}",
                 ]
             )
-    return _table(["contender", "label agreement", "flips", "max abs dp", "mean abs dp"], rows)
+    return table(["contender", "label agreement", "flips", "max abs dp", "mean abs dp"], rows)
 
 
 def _histogram(batch_sizes: dict[str, int]) -> str:
     return " ".join(f"{size}:{count}" for size, count in batch_sizes.items())
 
 
-def _service_tables(service: dict[str, Any]) -> str:
-    closed = _table(
+def service_tables(service: dict[str, Any]) -> str:
+    closed = table(
         [
             "clients",
             "texts/s",
@@ -198,18 +216,18 @@ def _service_tables(service: dict[str, Any]) -> str:
         [
             [
                 str(run["clients"]),
-                _number(run["achieved_rate"]),
-                _number(run["latency"].get("p50_ms"), 2),
-                _number(run["latency"].get("p99_ms"), 2),
-                _number(run["queue_wait"].get("mean_ms"), 2),
-                _number(run["compute_per_batch"].get("mean_ms"), 2),
-                _number(run["mean_batch_size"]),
+                number(run["achieved_rate"]),
+                number(run["latency"].get("p50_ms"), 2),
+                number(run["latency"].get("p99_ms"), 2),
+                number(run["queue_wait"].get("mean_ms"), 2),
+                number(run["compute_per_batch"].get("mean_ms"), 2),
+                number(run["mean_batch_size"]),
                 _histogram(run["batch_sizes"]),
             ]
             for run in service["closed_loop"]
         ],
     )
-    opened = _table(
+    opened = table(
         [
             "offered texts/s",
             "achieved",
@@ -223,14 +241,14 @@ def _service_tables(service: dict[str, Any]) -> str:
         ],
         [
             [
-                f"{_number(run['offered_rate'])} ({run['fraction_of_peak']:.0%} of peak)",
-                _number(run["achieved_rate"]),
-                _number(run["latency"].get("p50_ms"), 2),
-                _number(run["latency"].get("p99_ms"), 2),
-                _number(run["latency"].get("p99.9_ms"), 2),
+                f"{number(run['offered_rate'])} ({run['fraction_of_peak']:.0%} of peak)",
+                number(run["achieved_rate"]),
+                number(run["latency"].get("p50_ms"), 2),
+                number(run["latency"].get("p99_ms"), 2),
+                number(run["latency"].get("p99.9_ms"), 2),
                 "-" if run["queue_share_of_latency"] is None else f"{run['queue_share_of_latency']:.0%}",
                 str(run["rejected"] + run["unfinished"]),
-                _number(run["mean_batch_size"]),
+                number(run["mean_batch_size"]),
                 _histogram(run["batch_sizes"]),
             ]
             for run in service["open_loop"]
@@ -256,11 +274,11 @@ def markdown(results: dict[str, Any], target_list: list[Target]) -> str:
         )
         + f"; {inputs['tweets']['count']:,} tweets in {len(inputs['tweets']['languages'])} languages; "
         f"sequence length 32; about {config['seconds']} s per throughput point.",
-        "## Throughput, end to end (clean + tokenize + model), texts/s\n\n" + _throughput_table(results, "end_to_end"),
-        "## Throughput, model only (pre-tokenized), texts/s\n\n" + _throughput_table(results, "model_only"),
-        "## Batch-1 latency, end to end, ms\n\n" + _latency_table(results),
+        "## Throughput, end to end (clean + tokenize + model), texts/s\n\n" + throughput_table(results, "end_to_end"),
+        "## Throughput, model only (pre-tokenized), texts/s\n\n" + throughput_table(results, "model_only"),
+        "## Batch-1 latency, end to end, ms\n\n" + latency_table(results),
         f"## Accuracy against PyTorch fp32 ({config['accuracy_texts']} tweets, threshold 0.5)\n\n"
-        + _accuracy_table(results),
+        + accuracy_table(results),
     ]
     service = results.get("service")
     if service:
@@ -268,7 +286,7 @@ def markdown(results: dict[str, Any], target_list: list[Target]) -> str:
         parts.append(
             f"## Service: vigil-{service['variant']} behind the dynamic batcher "
             f"(max batch {batcher['max_batch_size']}, max wait {batcher['max_wait_s'] * 1000:g} ms; "
-            f"offline peak {_number(service['offline_peak'])} texts/s)\n\n" + _service_tables(service)
+            f"offline peak {number(service['offline_peak'])} texts/s)\n\n" + service_tables(service)
         )
     absent = [
         (entry["label"], entry["status"], entry["reason"])

@@ -87,6 +87,12 @@ def test_gpu_dry_run_reports_what_it_could_not_run(tmp_path: Path) -> None:
     for name in ("pytorch-cpu", "vigil-cpu"):
         assert contenders[name]["status"] == "ok", contenders[name]
         assert contenders[name]["throughput"]["end_to_end"] and contenders[name]["latency"]["n"] >= 1
+    served = contenders["vigil-cpu"]
+    assert [run["clients"] for run in served["service"]["closed_loop"]] == [1, 4]
+    assert all(run["completed"] > 0 and run["errors"] == 0 for run in served["service"]["closed_loop"])
+    assert served["buckets_vs_full_length"]["max_abs_prob_diff"] <= 1e-5
+    assert served["accuracy"]["borderline_band"] == 5e-3
+    assert "## Targets" in (out / "results.md").read_text(encoding="utf-8")
     processes = {contenders[name]["process"] for name in ("pytorch-cpu", "vigil-cpu")}
     assert len(processes) == 2 and os.getpid() not in processes  # one child process per contender
     if "CUDAExecutionProvider" not in results["probe"]["onnxruntime"].get("providers", []):
