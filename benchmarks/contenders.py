@@ -280,8 +280,8 @@ class Vigil(Contender):
         cuda_graphs: With provider "cuda", insist on (True) or refuse (False) CUDA graphs;
             `Classifier.open` takes the first plan that works, so it is bypassed here.
         max_batch_size: Largest batch a GPU session is bound for.
-        sequence_buckets: False runs every batch at the full length, to measure what the
-            buckets gain side by side.
+        sequence_buckets: As `Classifier.open`'s: None for its default (on the CPU, not on a
+            GPU), True or False to measure both side by side.
     """
 
     packages = ("vigil", "onnxruntime", "tokenizers", "numpy")
@@ -294,7 +294,7 @@ class Vigil(Contender):
         variant: str | None = None,
         cuda_graphs: bool | None = None,
         max_batch_size: int = 256,
-        sequence_buckets: bool = True,
+        sequence_buckets: bool | None = None,
     ) -> None:
         self.artifact = artifact
         self.provider = provider
@@ -310,12 +310,14 @@ class Vigil(Contender):
             warnings.simplefilter("ignore")  # the random stand-in warning: the report says it once
             if self.cuda_graphs is None:
                 self.classifier = Classifier.open(
-                    self.artifact, provider=self.provider, variant=self.variant, max_batch_size=self.max_batch_size
+                    self.artifact,
+                    provider=self.provider,
+                    variant=self.variant,
+                    max_batch_size=self.max_batch_size,
+                    sequence_buckets=self.sequence_buckets,
                 )
             else:
                 self.classifier = self._open_cuda(self.cuda_graphs)
-        if not self.sequence_buckets:
-            self.classifier.sequence_buckets = ()
 
     def _open_cuda(self, graphs: bool) -> Any:
         """A CUDA classifier with CUDA graphs on or off, and nothing else."""
@@ -333,7 +335,7 @@ class Vigil(Contender):
             manifest.directory / manifest.tokenizer_file, manifest.sequence_length, manifest.pad_id
         )
         chosen = [plan for plan in plans if plan.cuda_graphs == graphs]
-        model = open_model(manifest, chosen, filler=tokenizer.encode([""]))
+        model = open_model(manifest, chosen, filler=tokenizer.encode([""]), sequence_buckets=self.sequence_buckets)
         return Classifier(manifest, model, tokenizer=tokenizer)
 
     def versions(self) -> dict[str, str]:

@@ -276,11 +276,11 @@ def plan(config: GpuConfig, found: dict[str, Any], checkpoint: Path | str, artif
                partial(pytorch, device="cuda", half=True)),
         _entry("vigil-tensorrt", "vigil TensorRT fp16", trt, artifact, partial(vigil, provider="tensorrt")),
         _entry("vigil-cuda-graphs", "vigil CUDA fp16-fused, CUDA graphs per batch x sequence bucket", cuda,
-               artifact, partial(vigil, provider="cuda", cuda_graphs=True), service=True),
+               artifact, partial(vigil, provider="cuda", cuda_graphs=True, sequence_buckets=True), service=True),
         _entry("vigil-cuda-graphs-32", "vigil CUDA fp16-fused, CUDA graphs, every batch at 32", cuda, artifact,
                partial(vigil, provider="cuda", cuda_graphs=True, sequence_buckets=False)),
         _entry("vigil-cuda", "vigil CUDA fp16-fused, no graphs", cuda, artifact,
-               partial(vigil, provider="cuda", cuda_graphs=False)),
+               partial(vigil, provider="cuda", cuda_graphs=False, sequence_buckets=True)),
     ]  # fmt: skip
     if config.dry_run:
         vigil_missing = _missing(found, "vigil", "onnxruntime")

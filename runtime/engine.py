@@ -4,8 +4,9 @@ Each batch goes: type check, `clean_tweet` (the card's cleaning), tokenization t
 [n, sequence_length], the model, a sigmoid. With a graph whose sequence axis is symbolic
 (fp32, int8, fused fp16), each batch runs at the smallest sequence bucket that holds its
 longest text (`score` cuts the right padding beyond it; the mask makes that exact), so
-short tweets stop paying for 32 positions; a GPU model has bound buffers and a CUDA graph
-per (batch, sequence) bucket. TensorRT's fixed [batch, 32] graph runs at 32.
+short tweets stop paying for 32 positions. On a GPU that is opt-in (it measured slower on
+an H200, where the host bounds the speed): a GPU model then binds buffers and a CUDA graph
+per (batch, sequence) bucket. TensorRT's fixed [batch, 32] graph always runs at 32.
 
 Bulk scoring (`predict`, `iter_predict`, `iter_batches`) runs the first three steps of the
 next batches on one background thread (the tokenizer is shared) while the calling thread
@@ -123,6 +124,7 @@ class Classifier:
         cache_dir: str | os.PathLike[str] | None = None,
         clean: bool = True,
         spin: bool = True,
+        sequence_buckets: bool | None = None,
     ) -> Classifier:
         """Open the artifact directory ARTIFACT on the best (or the requested) provider.
 
@@ -140,6 +142,10 @@ class Classifier:
             clean: Apply the card's `clean_tweet` before tokenizing.
             spin: Let idle intra-op threads spin-wait between runs: best for bulk scoring;
                 servers pass False so that idle threads leave the cores to request threads.
+            sequence_buckets: Run each batch at the smallest of the manifest's sequence
+                buckets that holds it. None (the default): on the CPU, where it is faster,
+                but not on a GPU, where the host bounds the speed and it measured slower
+                (README, "Sequence buckets"); True binds a CUDA graph per bucket as well.
 
         Raises:
             ArtifactError: The artifact is missing, malformed or corrupt (sha256).
@@ -152,7 +158,9 @@ class Classifier:
             manifest, provider, variant, available, max_batch_size=max_batch_size, cache_dir=cache_dir
         )
         tokenizer = _tokenizer_for(manifest)
-        model = open_model(manifest, plans, filler=tokenizer.encode([""]), threads=threads, spin=spin)
+        model = open_model(
+            manifest, plans, filler=tokenizer.encode([""]), threads=threads, spin=spin, sequence_buckets=sequence_buckets
+        )
         if manifest.random_weights:
             warnings.warn(
                 f"{manifest.directory} holds a random-weight stand-in, not the real model: "

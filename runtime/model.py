@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +32,15 @@ from .errors import ArtifactError, ProviderError
 from .manifest import INPUT_NAMES, Manifest
 from .providers import GPU_DEVICE, SessionPlan
 
-__all__ = ["create_session", "open_model", "Model", "BoundModel"]
+__all__ = ["GPU_SEQUENCE_BUCKETS", "BoundModel", "Model", "create_session", "open_model", "sequence_widths"]
 
 _log = logging.getLogger(__name__)
+# Sequence buckets on a GPU, unless asked otherwise. Measured on an H200 (full-size model,
+# benchmarks/results/gpu): bucketed bulk scoring ran at 0.93x of every batch at 32 and
+# batch-1 latency did not improve, because the host (cleaning, tokenizing, grouping texts
+# by length), not the GPU, bounds both there. A GPU slow enough that the model is what
+# waits (compute-bound) may gain: `sequence_buckets=True` binds a slot per bucket.
+GPU_SEQUENCE_BUCKETS = False
 # ONNX Runtime's CUDA provider runs a graph id regularly twice (its arena settles), then
 # captures it on the third run (`min_num_runs_before_cuda_graph_capture_ = 2`): warming each
 # slot up that often captures every graph when the model opens, never under load.
@@ -274,6 +281,7 @@ def open_model(
     filler: tuple[np.ndarray, np.ndarray],
     threads: int | None = None,
     spin: bool = True,
+    sequence_buckets: bool | None = None,
 ) -> Model:
     """The first of PLANS that opens and warms up; a failure is logged and the next tried.
 
@@ -283,6 +291,8 @@ def open_model(
         filler: ids and mask, each [1, sequence_length], of the row that pads GPU buckets.
         threads: Intra-op threads; None: one per physical core on the CPU, one on a GPU.
         spin: Let idle intra-op threads spin-wait (see `create_session`).
+        sequence_buckets: Run batches at the manifest's sequence buckets where the graph's
+            sequence axis allows it. None: on the CPU, not on a GPU (`GPU_SEQUENCE_BUCKETS`).
 
     Raises:
         ProviderError: The last plan failed too.
@@ -290,26 +300,44 @@ def open_model(
     """
     if not plans:
         raise ValueError("open_model needs at least one plan, got none")
+    open_plan = partial(
+        _open, manifest, filler=filler, threads=threads, spin=spin, sequence_buckets=sequence_buckets
+    )
     *fallbacks, last = plans
     for plan in fallbacks:
         try:
-            return _open(manifest, plan, filler, threads, spin)
+            return open_plan(plan)
         except ProviderError as exc:
             _log.warning("%s is unusable, trying the next plan: %s", plan.describe(), exc)
-    return _open(manifest, last, filler, threads, spin)
+    return open_plan(last)
+
+
+def sequence_widths(
+    buckets: tuple[int, ...], symbolic: bool, device: str, requested: bool | None
+) -> tuple[int, ...]:
+    """The manifest's BUCKETS a model runs at: none for a fixed sequence axis (not SYMBOLIC)
+    or when REQUESTED is False; when it is None, none on a GPU (`GPU_SEQUENCE_BUCKETS`)."""
+    wanted = GPU_SEQUENCE_BUCKETS if requested is None and device == GPU_DEVICE else requested is not False
+    return buckets if symbolic and wanted else ()
 
 
 def _open(
-    manifest: Manifest, plan: SessionPlan, filler: tuple[np.ndarray, np.ndarray], threads: int | None, spin: bool
+    manifest: Manifest,
+    plan: SessionPlan,
+    *,
+    filler: tuple[np.ndarray, np.ndarray],
+    threads: int | None,
+    spin: bool,
+    sequence_buckets: bool | None,
 ) -> Model:
     path = manifest.verified_path(manifest.variant(plan.variant))
     session = create_session(path, plan, threads=threads, spin=spin)
     manifest.check_graph_shapes(path, {i.name: i.shape for i in session.get_inputs()}, session.get_outputs()[0].shape)
     symbolic = not isinstance(session.get_inputs()[0].shape[1], int)
-    sequence_buckets = manifest.sequence_buckets if symbolic else ()
+    widths = sequence_widths(manifest.sequence_buckets, symbolic, plan.device, sequence_buckets)
     if not plan.buckets:
-        return Model(session, plan, sequence_buckets)
+        return Model(session, plan, widths)
     try:
-        return BoundModel(session, plan, filler, len(manifest.labels), sequence_buckets)
+        return BoundModel(session, plan, filler, len(manifest.labels), widths)
     except Exception as exc:  # binding or graph capture failed: this plan cannot run here
         raise ProviderError(f"{plan.describe()} failed its warm-up run: {exc}") from exc

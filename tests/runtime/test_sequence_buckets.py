@@ -170,3 +170,29 @@ def test_the_gpu_path_runs_the_fused_fp16_graph_in_a_slot_per_sequence_bucket(
             np.testing.assert_allclose(bound.predict(tweets, batch_size=16), expected, rtol=0, atol=1e-6)
     assert {width for _, width in used} == {16, 24, 32} and {size for size, _ in used} == {16}
     assert len(used) == -(-len(tweets) // 16)
+
+
+@pytest.mark.parametrize(
+    ("symbolic", "device", "requested", "expected"),
+    [
+        (True, "cpu", None, (16, 24, 32)),  # the CPU runs its buckets by default
+        (True, "cuda", None, ()),  # a GPU does not, unless asked: measured slower on an H200
+        (True, "cuda", True, (16, 24, 32)),
+        (True, "cpu", False, ()),
+        (False, "cpu", True, ()),  # a fixed sequence axis can only run at its length
+    ],
+)
+def test_which_buckets_a_model_runs(symbolic: bool, device: str, requested: bool | None, expected: tuple) -> None:
+    assert model_module.GPU_SEQUENCE_BUCKETS is False
+    assert model_module.sequence_widths((16, 24, 32), symbolic, device, requested) == expected
+
+
+def test_buckets_can_be_turned_off(tiny_artifact: Path, tweets: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = Classifier.open(tiny_artifact, provider="cpu", variant="fp32", sequence_buckets=False)
+    with full:
+        assert full.sequence_buckets == ()
+        shapes = _widths(full, monkeypatch)
+        full.predict(tweets[:40], batch_size=16)
+        assert {width for _, width in shapes} == {32}
