@@ -70,7 +70,7 @@ class ServiceConfig:
     seconds: float = 6.0
     max_requests: int = 5000
     max_batch_size: int = 64
-    max_wait_s: float = 0.002
+    max_wait_s: float = 0.0  # work-conserving, as `vigil serve` runs by default
     queue_size: int = 4096
 
     def __post_init__(self) -> None:
@@ -178,7 +178,7 @@ def quick_config(**overrides: Any) -> BenchConfig:
         latency_requests=50,
         latency_warmup=2,
         accuracy_texts=64,
-        service=ServiceConfig(clients=(1, 16), rate_fractions=(0.5,), seconds=0.5, max_requests=200),
+        service=ServiceConfig(clients=(1, 16), rate_fractions=(0.5, 0.8), seconds=0.5, max_requests=200),
         worker_timeout_s=600.0,
     )
     return replace(quick, **overrides)

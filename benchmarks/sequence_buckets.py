@@ -1,6 +1,6 @@
 """Sequence buckets side by side: the same CPU classifier run at its buckets and at 32.
 
-Usage: python benchmarks/sequence_buckets.py ARTIFACT TWEETS_DIR [--variant fp32] [--limit N]
+Usage: python -m benchmarks.sequence_buckets ARTIFACT TWEETS_DIR [--variant fp32] [--limit N]
 Prints one JSON line: bulk (batch 64) texts/s and batch-1 latency (p50, mean) for both, their
 ratios (bucketed / 32), and the padding fraction left at batch 64.
 """
@@ -14,8 +14,9 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 from vigil.runtime import Classifier
+
+from .workload import padding_fraction
 
 
 def _tweets(folder: Path, limit: int) -> list[str]:
@@ -42,19 +43,6 @@ def _batch1_ms(classifier: Classifier, texts: list[str]) -> dict[str, float]:
     return {"p50": round(statistics.median(times) * 1e3, 3), "mean": round(statistics.fmean(times) * 1e3, 3)}
 
 
-def _padding(classifier: Classifier, texts: list[str], batch_size: int = 64) -> float:
-    """Computed positions that are padding, over all computed, as bulk predict forms batches."""
-    lengths = classifier.encode(texts)[1].sum(axis=1)
-    buckets = classifier.sequence_buckets or (lengths.size and (classifier.manifest.sequence_length,))
-    computed = 0
-    for start in range(0, len(lengths), 4096):
-        window = np.sort(lengths[start : start + 4096])
-        for i in range(0, len(window), batch_size):
-            batch = window[i : i + batch_size]
-            computed += min(w for w in buckets if w >= batch.max()) * len(batch)
-    return 1.0 - lengths.sum() / computed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("artifact", type=Path)
@@ -76,7 +64,7 @@ def main() -> None:
         figures[name] = {
             "bulk_texts_per_s": round(_bulk(classifier, texts), 1),
             "batch1_ms": _batch1_ms(classifier, texts[: args.latency_texts]),
-            "padding_fraction": round(_padding(classifier, texts), 3),
+            "padding_fraction": round(padding_fraction(classifier, texts), 3),
         }
     figures["bulk_speedup"] = round(figures["bucketed"]["bulk_texts_per_s"] / figures["at 32"]["bulk_texts_per_s"], 2)
     for stat in ("p50", "mean"):

@@ -27,6 +27,7 @@ import numpy as np
 from .contenders import KINDS, Contender
 from .measure import Budget, batch1_latency, throughput_curves
 from .service_load import load_runs
+from .workload import padding_fraction
 
 __all__ = ["run_job", "main"]
 
@@ -63,6 +64,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     result["latency"] = batch1_latency(
         job["name"], contender, texts, Budget(latency["seconds"], latency["max_items"]), latency["warmup"]
     )
+    classifier = getattr(contender, "classifier", None)  # vigil's: how much padding it computes
+    if classifier is not None:
+        result["padding_at_64"] = padding_fraction(classifier, texts)
     if job.get("service"):
         peak = max(point["texts_per_s"] for point in result["throughput"]["end_to_end"])
         result["service"] = load_runs(contender.classifier, texts, job["service"], peak)

@@ -14,12 +14,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .source import REPO
 
-__all__ = ["DEFAULT_TWEETS", "Workload", "load_tweets", "take"]
+__all__ = ["DEFAULT_TWEETS", "Workload", "load_tweets", "padding_fraction", "take"]
 
 DEFAULT_TWEETS = REPO / "data" / "tweets"
 
@@ -73,3 +74,19 @@ def take(texts: Sequence[str], start: int, count: int) -> list[str]:
     """COUNT texts from index START on, wrapping around, so a measurement never runs dry."""
     n = len(texts)
     return [texts[(start + i) % n] for i in range(count)]
+
+
+def padding_fraction(classifier: Any, texts: Sequence[str], batch_size: int = 64) -> float:
+    """Computed positions that are padding, over all computed, as a vigil classifier's bulk
+    predict forms batches of TEXTS: each 4,096-text window sorted by length, each batch at
+    the smallest of its sequence buckets (or the full length) that holds its longest text."""
+    lengths = classifier.encode(texts)[1].sum(axis=1)
+    widths = classifier.sequence_buckets or (classifier.manifest.sequence_length,)
+    computed = 0
+    for start in range(0, len(lengths), 4096):
+        window = np.sort(lengths[start : start + 4096])
+        for i in range(0, len(window), batch_size):
+            batch = window[i : i + batch_size]
+            computed += min(w for w in widths if w >= batch.max()) * len(batch)
+    return float(1.0 - lengths.sum() / computed) if computed else 0.0
+

@@ -57,6 +57,7 @@ def test_quick_run_writes_json_table_and_plots(tmp_path: Path) -> None:
         assert [p["batch_size"] for p in entry["throughput"]["end_to_end"]] == list(quick_config().batch_sizes)
         assert entry["latency"]["n"] >= 1
     assert results["contenders"]["vigil-fp32"]["throughput"]["model_only"]
+    assert 0.0 < results["contenders"]["vigil-fp32"]["padding_at_64"] < 0.3  # buckets leave little
     assert results["contenders"]["optimum"]["status"] == "skipped"  # says why, in the report too
     assert {run["clients"] for run in results["service"]["closed_loop"]} == {1, 16}
     assert results["service"]["open_loop"][0]["batch_sizes"]
@@ -69,7 +70,7 @@ def test_quick_run_writes_json_table_and_plots(tmp_path: Path) -> None:
     assert not [value for value in _strings(results) if value.startswith(("/", str(Path.home())))], "absolute paths"
 
     table = (out / "results.md").read_text(encoding="utf-8")
-    for heading in ("## Throughput, end to end", "## Batch-1 latency", "## Accuracy", "## Service", "## Targets"):
+    for heading in ("## Throughput, end to end", "## Batch-1 latency", "## Accuracy", "Padding left", "## Service", "## Targets"):
         assert heading in table
     assert table in process.stdout
     if importlib.util.find_spec("matplotlib") is not None:
