@@ -49,7 +49,9 @@ class _Watched:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a stand-in's random-weight warning
-            self.classifier = Classifier.open(artifact, provider="cpu", variant="fp32")
+            # As `vigil serve` opens it: idle ONNX Runtime threads must not spin on the cores
+            # the loop needs.
+            self.classifier = Classifier.open(artifact, provider="cpu", variant="fp32", spin=False)
         self.lags: list[float] = []
         watched = self
 

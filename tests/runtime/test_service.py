@@ -261,3 +261,29 @@ def test_a_cancelled_score_async_cancels_its_queued_texts(classifier: Classifier
         gate.release.set()
         first.result(TIMEOUT)
     assert gate.calls == [1]  # the three cancelled texts never reached the model
+
+
+def test_score_async_fails_as_soon_as_one_batch_fails(classifier: Classifier) -> None:
+    """The request's first batch fails while a later one is held: the await raises at once
+    instead of waiting for the rest of the request (the hold only ends after it)."""
+    real_score, calls, release = classifier.score, [], threading.Event()
+
+    def score(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        calls.append(len(ids))
+        if len(calls) == 1:
+            raise RuntimeError("injected model failure")
+        assert release.wait(TIMEOUT), "never released"
+        return real_score(ids, mask)
+
+    async def request(service: Service) -> None:
+        with pytest.raises(RuntimeError, match="injected"):
+            await asyncio.wait_for(service.score_async(["a", "b", "c", "d", "e", "f"]), TIMEOUT / 3)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(classifier, "score", score)
+        with Service(classifier, BatcherConfig(max_batch_size=2)) as service:
+            try:
+                asyncio.run(request(service))
+            finally:
+                release.set()
+    assert calls[0] == 2
