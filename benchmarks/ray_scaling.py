@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("artifact", type=Path)
     parser.add_argument("--tweets", type=Path, default=DEFAULT_TWEETS, help="folder of *.txt or one file")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--times", type=int, default=4, help="also score the tweets repeated this many times")
+    parser.add_argument(
+        "--times", type=int, default=4, help="also score the tweets repeated this many times (1: only once)"
+    )
     parser.add_argument("--variant", default=None)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
@@ -82,7 +84,17 @@ def run(artifact: Path, tweets: Path, work: Path, rounds: int, variant: str | No
         ray.shutdown()
     best = {k: {name: min(values) for name, values in by_name.items()} for k, by_name in seconds.items()}
     rate = {name: sizes[1] / best[1][name] for name in names}
-    marginal = {name: (sizes[times] - sizes[1]) / (best[times][name] - best[1][name]) for name in names}
+    figures = {
+        "ray-1x2 / local (x1)": round(rate["ray-1x2"] / rate["local"], 3),
+        "ray-2x1 / ray-1x2 (x1)": round(rate["ray-2x1"] / rate["ray-1x2"], 3),
+    }
+    if times > 1:  # a second size: the marginal (steady-state) rates
+        marginal = {name: (sizes[times] - sizes[1]) / (best[times][name] - best[1][name]) for name in names}
+        figures |= {
+            "marginal_tweets_per_s": {name: round(value, 1) for name, value in marginal.items()},
+            "ray-1x2 / local (marginal)": round(marginal["ray-1x2"] / marginal["local"], 3),
+            "ray-2x1 / ray-1x2 (marginal)": round(marginal["ray-2x1"] / marginal["ray-1x2"], 3),
+        }
     return {
         "tweets": sizes,
         "artifact": artifact.name,
@@ -90,11 +102,7 @@ def run(artifact: Path, tweets: Path, work: Path, rounds: int, variant: str | No
         "cluster_start_s": round(cluster_start_s, 1),
         "seconds": {f"x{k}": {n: [round(v, 2) for v in vs] for n, vs in by.items()} for k, by in seconds.items()},
         "tweets_per_s_x1_best": {name: round(value, 1) for name, value in rate.items()},
-        "marginal_tweets_per_s": {name: round(value, 1) for name, value in marginal.items()},
-        "ray-1x2 / local (x1)": round(rate["ray-1x2"] / rate["local"], 3),
-        "ray-1x2 / local (marginal)": round(marginal["ray-1x2"] / marginal["local"], 3),
-        "ray-2x1 / ray-1x2 (x1)": round(rate["ray-2x1"] / rate["ray-1x2"], 3),
-        "ray-2x1 / ray-1x2 (marginal)": round(marginal["ray-2x1"] / marginal["ray-1x2"], 3),
+        **figures,
         "load_average_1_5_15": [[round(x, 2) for x in load] for load in loads],
     }
 
