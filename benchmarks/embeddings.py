@@ -16,17 +16,15 @@ to `predict`. Needs onnx (the export extra) to build the graph without `pooled`.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import statistics
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.sequence_buckets import _tweets
+from benchmarks.sequence_buckets import arguments, prepared
 from vigil.runtime import Classifier
 from vigil.runtime.model import Model, create_session
 
@@ -54,17 +52,9 @@ def _texts_per_s(run: Callable[[list[str]], object], texts: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("artifact", type=Path)
-    parser.add_argument("tweets", type=Path)
-    parser.add_argument("--variant", default="fp32")
-    parser.add_argument("--limit", type=int, default=2048)
+    parser = arguments(__doc__.splitlines()[0], limit=2048)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    texts = _tweets(args.tweets, args.limit)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the stand-in warning
-        classifier = Classifier.open(args.artifact, provider="cpu", variant=args.variant)
+    args, texts, classifier = prepared(parser)
     with tempfile.TemporaryDirectory() as scratch, classifier, _without_pooled(classifier, Path(scratch)) as baseline:
         ways: dict[str, Callable[[list[str]], object]] = {
             "predict": lambda t: classifier.predict(t, batch_size=64),

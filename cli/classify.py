@@ -18,7 +18,15 @@ import numpy as np
 
 from vigil.files import tables
 from vigil.cli.common import fails_cleanly, refuse_overwriting
-from vigil.cli.streaming import Scored, Thresholds, open_classifier, scored_records, with_progress
+from vigil.cli.streaming import (
+    Scored,
+    Thresholds,
+    artifact_and_input,
+    in_existing_directory,
+    open_classifier,
+    scored_records,
+    with_progress,
+)
 from vigil.files.tables import Table
 from vigil.runtime import Classifier, GroupAccumulator, GroupScores
 from vigil.runtime.providers import PROVIDER_CHOICES
@@ -53,14 +61,11 @@ def _output(ctx: click.Context, param: click.Parameter, value: Path | None) -> P
     on_ray = ctx.params.get("ray_address") is not None  # --ray is eager: parsed before -o
     if not on_ray and tables.format_of(value) not in tables.OUTPUT_FORMATS:
         raise click.BadParameter(f"{value}: the extension must be one of .csv, .jsonl, .parquet")
-    if not value.parent.is_dir():
-        raise click.BadParameter(f"{value}: directory {value.parent} does not exist")
-    return value
+    return in_existing_directory(value)
 
 
 @click.command()
-@click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, allow_dash=True))
+@artifact_and_input
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), callback=_output,
               help="Where to write: .csv, .jsonl or .parquet, written in full or not at all. "
                    "[default: CSV on stdout]")

@@ -15,7 +15,14 @@ from pathlib import Path
 import click
 
 from vigil.cli.common import fails_cleanly, refuse_overwriting
-from vigil.cli.streaming import Scored, open_classifier, scored_records, with_progress
+from vigil.cli.streaming import (
+    Scored,
+    artifact_and_input,
+    in_existing_directory,
+    open_classifier,
+    scored_records,
+    with_progress,
+)
 from vigil.files import tables
 from vigil.files.npy import open_npy_writer
 from vigil.files.tables import Table
@@ -31,14 +38,11 @@ def _output(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
     """A path ending in .npy or .parquet, in a directory that exists."""
     if value.suffix.lower() not in _SUFFIXES:
         raise click.BadParameter(f"{value}: the extension must be one of {', '.join(_SUFFIXES)}")
-    if not value.parent.is_dir():
-        raise click.BadParameter(f"{value}: directory {value.parent} does not exist")
-    return value
+    return in_existing_directory(value)
 
 
 @click.command()
-@click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, allow_dash=True))
+@artifact_and_input
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), callback=_output,
               help="Where to write: .npy (the float32 [n, width] matrix, row i for input row i) or .parquet "
                    f"(every input column, then {COLUMN!r}), written in full or not at all.")

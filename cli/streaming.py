@@ -1,5 +1,5 @@
-"""What `vigil classify` and `vigil embed` share: the classifier, input records paired with
-their batches, and the progress bar.
+"""What `vigil classify` and `vigil embed` share: their arguments, the classifier, input
+records paired with their batches, and the progress bar.
 
 `scored_records` pairs each batch of `Classifier.iter_batches` with the input records it
 came from by the batch's start index, so reading, scoring and writing all stream and memory
@@ -10,20 +10,43 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import click
 import numpy as np
 
 from vigil.cli.common import warn_if_standin
 from vigil.files.tables import Record, Table
 from vigil.runtime import Classifier
 
-__all__ = ["Scored", "Thresholds", "open_classifier", "scored_records", "with_progress"]
+__all__ = [
+    "Scored",
+    "Thresholds",
+    "artifact_and_input",
+    "in_existing_directory",
+    "open_classifier",
+    "scored_records",
+    "with_progress",
+]
 
 Thresholds = float | dict[str, float] | None
 Scored = tuple[list[Record], np.ndarray]
 """A batch of input records and their rows: probabilities, or embeddings."""
+
+
+def artifact_and_input(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The arguments ARTIFACT (a directory) and INPUT (a file, or "-" for stdin), in that order."""
+    command = click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, allow_dash=True))(command)
+    return click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))(command)
+
+
+def in_existing_directory(output: Path) -> Path:
+    """OUTPUT, if its directory exists: a usage error now beats a failure after scoring."""
+    if not output.parent.is_dir():
+        raise click.BadParameter(f"{output}: directory {output.parent} does not exist")
+    return output
 
 
 def open_classifier(

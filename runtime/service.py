@@ -57,13 +57,8 @@ class Scored:
 
 @dataclass(frozen=True)
 class Embedded:
-    """What `Service.embed_async` answers: the embeddings, and what they waited and cost.
-
-    Attributes:
-        embeddings: float32 [n_texts, embedding_width], in request order.
-        queue_s: The longest any of its texts waited for its batch to be dispatched.
-        inference_s: The longest model run any of its texts was in.
-    """
+    """What `Service.embed_async` answers: `embeddings`, float32 [n_texts, embedding_width] in
+    request order, and what they waited and cost (`queue_s`, `inference_s`, as in `Scored`)."""
 
     embeddings: np.ndarray
     queue_s: float
