@@ -9,9 +9,11 @@ One CPU classifier, bulk scoring at batch 64 of the same tweets, four ways:
 - `predict_without_pooled`: classification on the same variant's graph as exported before
   embeddings (the `pooled` output removed, as an old artifact has it), with the same session
   options: what an artifact without the second output would classify at.
-The ways take turns, round after round, and each figure is the median of its rounds, so a
-shared machine's drift falls on all alike. Prints one JSON line with texts/s and the ratios
-to `predict`. Needs onnx (the export extra) to build the graph without `pooled`.
+The ways take turns, round after round, each leading a round in turn, so a shared
+machine's drift and the first run's place fall on all alike: each ratio to `predict` is the
+median over rounds of that round's ratio, and texts/s the median of the rounds. Prints one
+JSON line, with each way's spread over rounds (max - min, over the median) to judge the
+noise by. Needs onnx (the export extra) to build the graph without `pooled`.
 """
 
 from __future__ import annotations
@@ -65,11 +67,16 @@ def main() -> None:
         for run in ways.values():
             run(texts[:128])  # warm-up
         rounds: dict[str, list[float]] = {name: [] for name in ways}
-        for _ in range(args.rounds):
-            for name, run in ways.items():
-                rounds[name].append(_texts_per_s(run, texts))
+        names = list(ways)
+        for turn in range(args.rounds):
+            for name in names[turn % len(names) :] + names[: turn % len(names)]:  # each way leads in turn
+                rounds[name].append(_texts_per_s(ways[name], texts))
     figures = {name: round(statistics.median(values), 1) for name, values in rounds.items()}
-    ratios = {f"{name}_vs_predict": round(figures[name] / figures["predict"], 3) for name in ways if name != "predict"}
+    ratios = {
+        f"{name}_vs_predict": round(statistics.median(a / b for a, b in zip(rounds[name], rounds["predict"])), 3)
+        for name in ways
+        if name != "predict"
+    }
     spread = {name: round((max(v) - min(v)) / statistics.median(v), 3) for name, v in rounds.items()}
     print(json.dumps({
         "artifact": str(args.artifact), "variant": args.variant, "texts": len(texts), "rounds": args.rounds,
