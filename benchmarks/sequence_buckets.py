@@ -19,7 +19,26 @@ from vigil.runtime import Classifier
 from .workload import padding_fraction
 
 
-def _tweets(folder: Path, limit: int) -> list[str]:
+def arguments(description: str, limit: int) -> argparse.ArgumentParser:
+    """The arguments every CPU side-by-side takes: ARTIFACT TWEETS_DIR [--variant] [--limit]."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("artifact", type=Path)
+    parser.add_argument("tweets", type=Path)
+    parser.add_argument("--variant", default="fp32")
+    parser.add_argument("--limit", type=int, default=limit)
+    return parser
+
+
+def prepared(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, list[str], Classifier]:
+    """The parsed arguments (see `arguments`), the tweets and the CPU classifier they name."""
+    args = parser.parse_args()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the stand-in warning
+        classifier = Classifier.open(args.artifact, provider="cpu", variant=args.variant)
+    return args, tweets(args.tweets, args.limit), classifier
+
+
+def tweets(folder: Path, limit: int) -> list[str]:
     lines = [line for path in sorted(folder.glob("*.txt")) for line in path.read_text(encoding="utf-8").split("\n")]
     texts = [line for line in lines if line.strip()]
     return texts[:: max(1, len(texts) // limit)][:limit]  # every language, not the first file only
@@ -44,17 +63,9 @@ def _batch1_ms(classifier: Classifier, texts: list[str]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("artifact", type=Path)
-    parser.add_argument("tweets", type=Path)
-    parser.add_argument("--variant", default="fp32")
-    parser.add_argument("--limit", type=int, default=4096)
+    parser = arguments(__doc__.splitlines()[0], limit=4096)
     parser.add_argument("--latency-texts", type=int, default=300)
-    args = parser.parse_args()
-    texts = _tweets(args.tweets, args.limit)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the stand-in warning
-        classifier = Classifier.open(args.artifact, provider="cpu", variant=args.variant)
+    args, texts, classifier = prepared(parser)
     buckets = classifier.sequence_buckets
     if not buckets:
         raise SystemExit(f"error: {args.artifact} variant {args.variant} has no sequence buckets")

@@ -2,15 +2,14 @@
 
 The command is thin: it parses options, opens the input (`tables.open_table`) and the
 classifier, pairs each batch of `Classifier.iter_batches` probabilities with the rows it
-scored by the batch's start index, and hands rows to a writer (`tables.open_writer`).
+scored by the batch's start index (`vigil.cli.streaming`), and hands rows to a writer
+(`tables.open_writer`).
 Reading, scoring and writing all stream, so memory stays bounded whatever the size of the
 input; with `--group-by`, only one running sum per group is kept.
 """
 
 from __future__ import annotations
 
-import sys
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -18,17 +17,21 @@ import click
 import numpy as np
 
 from vigil.files import tables
-from vigil.cli.common import fails_cleanly, refuse_overwriting, warn_if_standin
-from vigil.files.tables import Record, Table
+from vigil.cli.common import fails_cleanly, refuse_overwriting
+from vigil.cli.streaming import (
+    Scored,
+    Thresholds,
+    artifact_and_input,
+    in_existing_directory,
+    open_classifier,
+    scored_records,
+    with_progress,
+)
+from vigil.files.tables import Table
 from vigil.runtime import Classifier, GroupAccumulator, GroupScores
 from vigil.runtime.providers import PROVIDER_CHOICES
 
 __all__ = ["classify"]
-
-
-Thresholds = float | dict[str, float] | None
-Scored = tuple[list[Record], np.ndarray]
-"""A batch of input records and their float32 [len(records), labels] probabilities."""
 
 
 def _thresholds(ctx: click.Context, param: click.Parameter, value: str | None) -> Thresholds:
@@ -58,14 +61,11 @@ def _output(ctx: click.Context, param: click.Parameter, value: Path | None) -> P
     on_ray = ctx.params.get("ray_address") is not None  # --ray is eager: parsed before -o
     if not on_ray and tables.format_of(value) not in tables.OUTPUT_FORMATS:
         raise click.BadParameter(f"{value}: the extension must be one of .csv, .jsonl, .parquet")
-    if not value.parent.is_dir():
-        raise click.BadParameter(f"{value}: directory {value.parent} does not exist")
-    return value
+    return in_existing_directory(value)
 
 
 @click.command()
-@click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, allow_dash=True))
+@artifact_and_input
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), callback=_output,
               help="Where to write: .csv, .jsonl or .parquet, written in full or not at all. "
                    "[default: CSV on stdout]")
@@ -118,8 +118,8 @@ def classify(
     fmt = input_format or tables.format_of(input_path) or "txt"
     with tables.open_table(input_path, fmt, text_column) as table:
         table.require(text_column, *([group_by] if group_by else []))
-        with _open_classifier(artifact, provider, variant, thresholds) as clf:
-            scored = _with_progress(_scored(clf, table, text_column, batch_size), table.total, quiet)
+        with open_classifier(artifact, provider, variant, thresholds) as clf:
+            scored = with_progress(scored_records(clf, table, text_column, batch_size), table.total, quiet)
             if group_by:
                 _write_groups(clf, table, scored, group_by, output)
             else:
@@ -143,51 +143,10 @@ def _classify_on_ray(
         raise click.UsageError("--ray writes a Parquet directory: give it with -o")
     if input_format not in (None, "parquet") or input_path == tables.STDIO:
         raise click.UsageError("--ray reads Parquet files only")
-    with _open_classifier(artifact, "cpu", None, thresholds) as clf:
+    with open_classifier(artifact, "cpu", None, thresholds) as clf:
         classify_on_ray(address, artifact, input_path, output, text_column=text_column, group_by=group_by,
                         with_labels=with_labels, thresholds=thresholds, batch_size=batch_size,
                         provider=provider, variant=variant, quiet=quiet, clf=clf)
-
-
-def _open_classifier(artifact: Path, provider: str, variant: str | None, thresholds: Thresholds) -> Classifier:
-    """The classifier, with one clear stderr line if its weights are a random stand-in.
-
-    The engine's own Python warning about a stand-in (two lines with a source line) is
-    silenced in favour of that line.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*random-weight stand-in", category=UserWarning)
-        clf = Classifier.open(artifact, provider=provider, variant=variant, thresholds=thresholds)
-    warn_if_standin(clf.random_weights)
-    return clf
-
-
-def _scored(clf: Classifier, table: Table, text_column: str, batch_size: int) -> Iterator[Scored]:
-    """Each batch of probabilities with the records it scores, in input order.
-
-    `iter_batches` pulls texts as it needs them and says where each batch starts, so `read`
-    holds only the records read ahead of the batch being scored, each under its index.
-    """
-    read: dict[int, Record] = {}
-
-    def texts() -> Iterator[str]:
-        for index, (line, row) in enumerate(table.records):
-            text = table.text(line, row, text_column)
-            read[index] = (line, row)
-            yield text
-
-    for start, probs in clf.iter_batches(texts(), batch_size=batch_size):
-        yield [read.pop(index) for index in range(start, start + len(probs))], probs
-
-
-def _with_progress(scored: Iterator[Scored], total: int | None, quiet: bool) -> Iterator[Scored]:
-    """SCORED, counting tweets on a stderr progress bar (none with --quiet or off a terminal)."""
-    from tqdm import tqdm
-
-    with tqdm(total=total, unit=" tweets", file=sys.stderr, disable=True if quiet else None) as bar:
-        for records, probs in scored:
-            yield records, probs
-            bar.update(len(records))
 
 
 def _write_scores(

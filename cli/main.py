@@ -17,6 +17,7 @@ import click
 from vigil.cli.bench import bench
 from vigil.cli.classify import classify
 from vigil.cli.common import fail, fails_cleanly, quiet_transformers, warn_if_standin
+from vigil.cli.embed import embed
 from vigil.cli.evaluate import calibrate_command, evaluate_command
 from vigil.cli.serve import serve
 from vigil.cli.triton import export_triton, triton_serve
@@ -116,6 +117,9 @@ def _print_export_summary(out: str, manifest: dict[str, Any]) -> None:
     warn_if_standin(manifest["source"]["random_weights"])
     if "int8_omitted" in manifest:
         click.echo(f"WARNING: no int8 variant: {manifest['int8_omitted']['reason']}; CPUs run fp32", err=True)
+    for name, variant in manifest["variants"].items():
+        if not variant["pooled_validation"]["passed"]:  # only int8's are kept (see vigil.export.validate)
+            click.echo(f"WARNING: {name}'s embeddings miss their tolerance: it scores, and fp32 embeds", err=True)
     click.echo(f"exported {manifest['source']['id']} to {out} in {manifest['export_seconds']} s")
     for name, variant in manifest["variants"].items():
         v = variant["validation"]
@@ -123,8 +127,9 @@ def _print_export_summary(out: str, manifest: dict[str, Any]) -> None:
         click.echo(
             f"  {name:<10} {variant['size_bytes'] / 2**20:7.1f} MiB  "
             f"max|dp| {v['max_abs_prob_diff']:.1e}  max|dlogit| {v['max_abs_logit_diff']:.1e}  "
-            f"labels {v['label_agreement']:.2%} agree"
+            f"labels {v['label_agreement']:.2%} agree  "
+            f"pooled max 1-cos {1 - variant['pooled_validation']['min_cosine']:.1e}"
             + (f"  fused {fusions}" if fusions else "")
         )
-for _command in (classify, evaluate_command, calibrate_command, serve, export_triton, triton_serve, bench):
+for _command in (classify, embed, evaluate_command, calibrate_command, serve, export_triton, triton_serve, bench):
     main.add_command(_command)

@@ -134,7 +134,7 @@ def _build(
 
     raw = work / "_plain-fp32.onnx"
     with _step(f"PyTorch reference on {len(texts)} tweets, TorchScript export (opset {graphs.OPSET})"):
-        reference = validate.reference_logits(checkpoint.model, ids, mask)
+        reference = validate.reference_outputs(checkpoint.model, ids, mask)
         graphs.export_fp32(checkpoint.model, raw, sequence_length)
     checkpoint.model = None  # frees ~1 GB (full size) before the memory-hungry ONNX passes
     with _step("BERT fusions, fp32 and fp16"):
@@ -184,6 +184,8 @@ def _build(
         "pad_id": pad_id,
         "inputs": list(INPUT_NAMES),
         "output": graphs.OUTPUT_NAME,
+        # The sentence embedding: BERT's pooler output, before L2 normalisation.
+        "pooled": {"name": graphs.POOLED_NAME, "width": int(reference.pooled.shape[1])},
         "preprocessing": "model card clean_tweet",
         "tokenizer": {"file": TOKENIZER_FILE, "sha256": sha256_file(tokenizer_path)},
         "opset": graphs.OPSET,
@@ -252,13 +254,15 @@ def _check_tokenizer_parity(checkpoint: Checkpoint, texts: list[str], ids, seque
 
 def _variant_entry(spec: VariantSpec, work: Path, reference, ids, mask, fusions, buckets) -> dict[str, Any]:
     path = work / spec.file
-    result = validate.compare(reference, validate.onnx_logits(path, ids, mask), validate.TOLERANCES[spec.precision])
+    figures = validate.check(reference, validate.onnx_outputs(path, ids, mask), spec.precision)
+    result, pooled = figures["validation"], figures["pooled_validation"]
     log.info(
-        "%-10s max |dp| %.2e, label agreement %.4f: %s",
+        "%-10s max |dp| %.2e, label agreement %.4f, pooled max 1-cosine %.1e: %s",
         spec.name,
         result["max_abs_prob_diff"],
         result["label_agreement"],
-        "ok" if result["passed"] else "REFUSED",
+        1 - pooled["min_cosine"],
+        "ok" if validate.passed(figures, spec.precision) else "REFUSED",
     )
     entry: dict[str, Any] = {
         "file": spec.file,
@@ -267,7 +271,7 @@ def _variant_entry(spec: VariantSpec, work: Path, reference, ids, mask, fusions,
         "providers": list(spec.providers),
         "size_bytes": path.stat().st_size,
         "sha256": sha256_file(path),
-        "validation": result,
+        **figures,
     }
     if spec.form == "fused":
         entry["fusions"] = fusions
@@ -282,6 +286,12 @@ def _describe_failure(name: str, entry: dict[str, Any]) -> str:
     reasons = []
     if not entry["validation"]["passed"]:
         reasons.append(_describe_reference_failure(name, entry["validation"]))
+    pooled = entry["pooled_validation"]
+    if not pooled["passed"] and entry["precision"] in validate.POOLED_REFUSES:
+        reasons.append(
+            f"{name}'s pooled output has min cosine {pooled['min_cosine']:.7f} with PyTorch's pooler_output "
+            f"(at least {pooled['tolerance']['min_cosine']:g} required)"
+        )
     agreement = entry.get("sequence_buckets", {"passed": True})
     if not agreement["passed"]:
         reasons.append(

@@ -1,7 +1,9 @@
 """From a PyTorch classifier to the four ONNX variants of an artifact.
 
-- `export_fp32`: the plain TorchScript export, inputs [batch, sequence] int64, logits
-  [batch, N] fp32. The sequence axis is symbolic, so that the runtime runs each batch at
+- `export_fp32`: the plain TorchScript export, inputs [batch, sequence] int64, outputs
+  `logits` [batch, N] fp32 and then `pooled` [batch, hidden] fp32, the BERT pooler output
+  the classifier head reads (smaller-LaBSE's sentence embedding, before L2 normalisation):
+  the graph computes it anyway, so one pass gives scores and embeddings. The sequence axis is symbolic, so that the runtime runs each batch at
   its sequence bucket with one graph (one file, one load) instead of one graph per bucket;
   only the standard fp16 graph, for TensorRT and Triton, is fixed to [batch, 32]
   (`fix_sequence_axis`). TorchScript (`dynamo=False`) on an eager-attention model is the
@@ -34,6 +36,7 @@ __all__ = [
     "FP16_STANDARD_KEEP_FP32",
     "OPSET",
     "OUTPUT_NAME",
+    "POOLED_NAME",
     "export_fp32",
     "fix_sequence_axis",
     "fuse",
@@ -45,6 +48,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OUTPUT_NAME = "logits"
+# Output 1: logits stay output 0, the runtime's contract since the first artifact.
+POOLED_NAME = "pooled"
 # 17 has LayerNormalization as one standard operator, which TensorRT runs precision-safely.
 OPSET = 17
 EXPECTED_FUSIONS = ("EmbedLayerNormalization", "Attention", "SkipLayerNormalization", "BiasGelu")
@@ -54,7 +59,8 @@ FP16_STANDARD_KEEP_FP32 = ("LayerNormalization",)
 
 
 def export_fp32(model, path: Path, sequence_length: int, opset: int = OPSET) -> None:
-    """Trace MODEL to ONNX with symbolic batch and sequence axes (SEQUENCE_LENGTH: the trace's)."""
+    """Trace MODEL to ONNX with symbolic batch and sequence axes (SEQUENCE_LENGTH: the trace's),
+    returning its logits and its pooler output."""
     import torch
 
     ids = torch.ones((2, sequence_length), dtype=torch.int64)
@@ -67,16 +73,39 @@ def export_fp32(model, path: Path, sequence_length: int, opset: int = OPSET) -> 
         # to a Slice by the input's length.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model,
+            _with_pooled(model),
             (ids, mask),
             str(path),
             dynamo=False,
             input_names=list(INPUT_NAMES),
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={**dict.fromkeys(INPUT_NAMES, input_axes), OUTPUT_NAME: {0: "batch"}},
+            output_names=[OUTPUT_NAME, POOLED_NAME],
+            dynamic_axes={
+                **dict.fromkeys(INPUT_NAMES, input_axes),
+                **dict.fromkeys((OUTPUT_NAME, POOLED_NAME), {0: "batch"}),
+            },
             opset_version=opset,
             do_constant_folding=True,
         )
+
+
+def _with_pooled(model):
+    """MODEL (BertForSequenceClassification, eval mode) returning (logits, pooler output).
+
+    The head is the model's own, applied as its forward applies it (dropout, an identity in
+    eval mode, then the classifier): export validates these logits against the model's.
+    """
+    import torch
+
+    class LogitsAndPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            pooled = self.model.bert(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+            return self.model.classifier(self.model.dropout(pooled)), pooled
+
+    return LogitsAndPooled().eval()
 
 
 def fix_sequence_axis(model, sequence_length: int) -> None:

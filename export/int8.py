@@ -1,7 +1,7 @@
 """Accuracy-aware static int8: quantize every weight MatMul, or keep the touchiest layers fp32.
 
 Static QDQ int8 (activation ranges calibrated once, here) gives a tweet the same score
-whatever shares its batch. Where it misses the int8 tolerance, whole encoder layers stay in
+whatever shares its batch. Where its scores miss the int8 tolerance, whole encoder layers stay in
 fp32, most sensitive first, up to `MAX_FP32_FLOP_SHARE` of the MatMul FLOPs. Layers, not
 single MatMuls, are the unit: a full-size model has 72 weight MatMuls but 12 layers, and each
 trial is a quantization and a validation. If no int8 within the cap passes, no int8 is
@@ -47,39 +47,40 @@ def quantize_accurately(
     raw: Path,
     dst: Path,
     calibration: tuple[np.ndarray, np.ndarray],
-    reference: np.ndarray,
+    reference: validate.Outputs,
     ids: np.ndarray,
     mask: np.ndarray,
 ) -> dict[str, Any]:
     """Static int8 of RAW into DST; the report says which MatMuls stayed fp32 and each step's figures.
 
-    Sensitivity of a layer is the validation error with only that layer quantized. When
-    no int8 within the cap passes, DST is removed and the report carries the `reason`.
+    Sensitivity of a layer is the validation error of its scores with only that layer
+    quantized. Each step records both verdicts of `validate.check` and passes on its scores
+    (`validate.passed`: int8's embeddings inform, see `validate`). When no int8 within the
+    cap passes, DST is removed and the report carries the `reason`.
     """
-    tolerance = validate.TOLERANCES["int8"]
     with tempfile.TemporaryDirectory(prefix="vigil-calibration-") as scratch:
         cache = Path(scratch) / "ranges.json"
 
         def measure(exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> dict[str, Any]:
             graphs.quantize_int8(raw, dst, *calibration, exclude=tuple(exclude), only=only, cache=cache)
-            return validate.compare(reference, validate.onnx_logits(dst, ids, mask), tolerance)
+            return validate.check(reference, validate.onnx_outputs(dst, ids, mask), "int8")
 
-        steps = [{"fp32_layers": [], "fp32_nodes": [], "validation": measure()}]
-        if steps[0]["validation"]["passed"]:
+        steps = [{"fp32_layers": [], "fp32_nodes": [], **measure()}]
+        if validate.passed(steps[0], "int8"):
             return {"method": METHOD, "fp32_nodes": [], "steps": steps}
         flops = graphs.matmul_nodes(raw)
         units = layer_units(flops)
         budget = MAX_FP32_FLOP_SHARE * sum(flops.values())
         affordable = {unit: names for unit, names in units.items() if sum(flops[n] for n in names) <= budget}
-        sensitivity = {unit: measure(only=names)["max_abs_prob_diff"] for unit, names in affordable.items()}
+        sensitivity = {unit: measure(only=names)["validation"]["max_abs_prob_diff"] for unit, names in affordable.items()}
         kept: list[str] = []
         for unit in sorted(sensitivity, key=sensitivity.__getitem__, reverse=True):
             if sum(flops[n] for u in (*kept, unit) for n in units[u]) > budget:
                 break
             kept.append(unit)
             nodes = [n for u in kept for n in units[u]]
-            steps.append({"fp32_layers": list(kept), "fp32_nodes": nodes, "validation": measure(exclude=nodes)})
-            if steps[-1]["validation"]["passed"]:
+            steps.append({"fp32_layers": list(kept), "fp32_nodes": nodes, **measure(exclude=nodes)})
+            if validate.passed(steps[-1], "int8"):
                 log.info("int8 passes with %s in fp32 (%d of %d MatMuls)", ", ".join(kept), len(nodes), len(flops))
                 return {"method": METHOD, "fp32_nodes": nodes, "steps": steps, "sensitivity": sensitivity}
     dst.unlink(missing_ok=True)

@@ -6,7 +6,9 @@ not a fused one, because TensorRT cannot parse ONNX Runtime's contrib ops (notes
 Triton sees token ids, not text: clients tokenize, with the files written beside the model.
 
     REPO/NAME/
-        config.pbtxt     built with Triton's own protobuf schema, so it always parses
+        config.pbtxt     built with Triton's own protobuf schema, so it always parses; outputs
+                         `logits` and, for artifacts that have it, `pooled` (the sentence
+                         embedding before L2 normalisation; clients normalise)
         labels.txt       one label per line, in manifest order (the output's label_filename)
         tokenizer.json   for clients: text -> input_ids, attention_mask [batch, seq_len]
         manifest.json    for clients: labels, thresholds, sequence length, provenance
@@ -120,6 +122,8 @@ def build_model_config(manifest: Manifest, config: TritonRepoConfig, cache_dir: 
     for name in INPUT_NAMES:  # dims leave out the batch axis: Triton adds it for max_batch_size > 0
         model.input.add(name=name, data_type=mc.TYPE_INT64, dims=[manifest.sequence_length])
     model.output.add(name=OUTPUT, data_type=mc.TYPE_FP32, dims=[len(manifest.labels)], label_filename=LABELS_FILE)
+    if manifest.pooled_output is not None:  # Triton computes it anyway; clients that want it fetch it
+        model.output.add(name=manifest.pooled_output, data_type=mc.TYPE_FP32, dims=[manifest.pooled_width])
     if config.tensorrt:
         model.optimization.execution_accelerators.gpu_execution_accelerator.add(
             name="tensorrt", parameters=_tensorrt_parameters(manifest, config, cache_dir)

@@ -22,6 +22,15 @@ Tolerances, per precision:
   decisions agree and probabilities stay within 0.1. Measured on this sample: 98.96% and
   0.089 on real MiniLM weights (one layer of six kept fp32), 99.22% and 0.084 on the
   full-size random stand-in.
+- Pooled output (the sentence embedding, every variant): per tweet, the cosine similarity
+  with PyTorch's `pooler_output` is at least `POOLED_MIN_COSINE`: 0.99999 for fp32, 0.999
+  for fp16, 0.99 for int8. Cosine, because the embedding is used L2-normalised (direction
+  only); the bounds follow each precision's rounding as the probability bounds do. fp32
+  and fp16 outside it are refused. int8 is not: it exists to score fast on CPUs, and its
+  scores are held to their own tolerance above, while 8-bit activations move a 768-wide
+  direction more than six averaged logits (real MiniLM weights: min cosine 0.93, mean
+  0.96, with scores within tolerance). Its figures are recorded, and the runtime refuses
+  to embed with a variant whose embeddings missed their bound (fp32 embeds on CPUs).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 from vigil.runtime.engine import sigmoid
@@ -38,15 +48,23 @@ from .errors import ExportError
 
 __all__ = [
     "BUCKET_TOLERANCES",
+    "POOLED_MIN_COSINE",
+    "POOLED_REFUSES",
     "THRESHOLD",
     "TOLERANCES",
+    "Outputs",
     "Tolerance",
     "bucket_agreement",
+    "check",
     "compare",
+    "compare_pooled",
     "load_calibration",
     "load_sample",
     "onnx_logits",
+    "onnx_outputs",
+    "passed",
     "reference_logits",
+    "reference_outputs",
 ]
 
 THRESHOLD = 0.5
@@ -54,6 +72,17 @@ THRESHOLD = 0.5
 # and int8 kernels sum a masked position's exact zero, so only float reordering remains;
 # fp16 kernels may tile a shorter sequence differently and round in another order.
 BUCKET_TOLERANCES = {"fp32": 1e-5, "int8": 1e-5, "fp16": 1e-3}
+# Least cosine similarity of each tweet's pooled output with PyTorch's pooler_output.
+POOLED_MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "int8": 0.99}
+# Precisions refused when their pooled output misses its bound; int8's is recorded only (above).
+POOLED_REFUSES = frozenset({"fp32", "fp16"})
+
+
+class Outputs(NamedTuple):
+    """What a model returns for a batch of tweets: logits [n, labels], pooled [n, hidden]."""
+
+    logits: np.ndarray
+    pooled: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -98,18 +127,43 @@ def load_calibration(path: str | Path | None, validation: list[str]) -> list[str
     return texts
 
 
-def reference_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """fp32 logits of the PyTorch model, the ground truth every variant is held to."""
+def reference_outputs(model, ids: np.ndarray, mask: np.ndarray) -> Outputs:
+    """fp32 logits and pooler output of the PyTorch model, the ground truth every variant is
+    held to, from one forward pass.
+
+    The pooler output is caught on its way into the head (a forward hook on `bert.pooler`),
+    so the logits stay those of the model's own forward, and `pooled` is exactly what
+    `model.bert(...).pooler_output` returns.
+    """
     import torch
 
-    with torch.no_grad():
-        out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
-    return out.logits.float().numpy()
+    caught = []
+    hook = model.bert.pooler.register_forward_hook(lambda module, args, output: caught.append(output))
+    try:
+        with torch.no_grad():
+            out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+    finally:
+        hook.remove()
+    return Outputs(out.logits.float().numpy(), caught[0].float().numpy())
+
+
+def reference_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """fp32 logits of the PyTorch model (see `reference_outputs`)."""
+    return reference_outputs(model, ids, mask).logits
 
 
 def onnx_logits(path: Path, ids: np.ndarray, mask: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Logits of an ONNX variant on ONNX Runtime's CPU provider, in batches."""
-    return _session_logits(_cpu_session(path), ids, mask, batch_size)
+    session = _cpu_session(path)
+    (logits,) = _session_outputs(session, ids, mask, [session.get_outputs()[0].name], batch_size)
+    return logits
+
+
+def onnx_outputs(path: Path, ids: np.ndarray, mask: np.ndarray, batch_size: int = 64) -> Outputs:
+    """Logits and pooled output of an ONNX variant on ONNX Runtime's CPU provider, in batches."""
+    session = _cpu_session(path)
+    names = [output.name for output in session.get_outputs()]
+    return Outputs(*_session_outputs(session, ids, mask, names, batch_size))
 
 
 def bucket_agreement(
@@ -122,12 +176,14 @@ def bucket_agreement(
     """
     tolerance = BUCKET_TOLERANCES[precision]
     session = _cpu_session(path)
-    full = sigmoid(_session_logits(session, ids, mask).astype(np.float64), np.float64)
+    names = [session.get_outputs()[0].name]
+    (full,) = _session_outputs(session, ids, mask, names)
+    full = sigmoid(full.astype(np.float64), np.float64)
     lengths = mask.sum(axis=1)
     figures = {}
     for width in buckets:
         fits = lengths <= width
-        logits = _session_logits(session, ids[fits, :width].copy(), mask[fits, :width].copy())
+        (logits,) = _session_outputs(session, ids[fits, :width].copy(), mask[fits, :width].copy(), names)
         diff = np.abs(sigmoid(logits.astype(np.float64), np.float64) - full[fits])
         figures[str(width)] = {"samples": int(fits.sum()), "max_abs_prob_diff": float(diff.max(initial=0.0))}
     worst = max(entry["max_abs_prob_diff"] for entry in figures.values())
@@ -142,14 +198,18 @@ def _cpu_session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _session_logits(session, ids: np.ndarray, mask: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def _session_outputs(
+    session, ids: np.ndarray, mask: np.ndarray, names: list[str], batch_size: int = 64
+) -> list[np.ndarray]:
+    """The graph outputs NAMES, float32, for IDS and MASK run in batches."""
     if not len(ids):
-        return np.zeros((0, session.get_outputs()[0].shape[1]), dtype=np.float32)
+        widths = {output.name: output.shape[1] for output in session.get_outputs()}
+        return [np.zeros((0, widths[name]), dtype=np.float32) for name in names]
     chunks = [
-        session.run(None, {"input_ids": ids[i : i + batch_size], "attention_mask": mask[i : i + batch_size]})[0]
+        session.run(names, {"input_ids": ids[i : i + batch_size], "attention_mask": mask[i : i + batch_size]})
         for i in range(0, len(ids), batch_size)
     ]
-    return np.concatenate(chunks).astype(np.float32)
+    return [np.concatenate(parts).astype(np.float32) for parts in zip(*chunks)]
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> dict:
@@ -175,3 +235,33 @@ def compare(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) 
             and clear_agreement >= tolerance.min_label_agreement
         ),
     }
+
+
+def compare_pooled(reference: np.ndarray, candidate: np.ndarray, min_cosine: float) -> dict:
+    """Per-tweet cosine similarity of CANDIDATE pooled outputs with REFERENCE ones, with the verdict."""
+    ref, cand = reference.astype(np.float64), candidate.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a zero vector's cosine is NaN, and fails
+        cosine = (ref * cand).sum(axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1))
+    return {
+        "samples": int(reference.shape[0]),
+        "width": int(reference.shape[1]),
+        "min_cosine": float(cosine.min()),
+        "mean_cosine": float(cosine.mean()),
+        "max_abs_diff": float(np.abs(ref - cand).max()),
+        "tolerance": {"min_cosine": min_cosine},
+        "passed": bool(np.isfinite(cosine).all() and cosine.min() >= min_cosine),
+    }
+
+
+def check(reference: Outputs, candidate: Outputs, precision: str) -> dict[str, dict[str, Any]]:
+    """Both verdicts on a variant of PRECISION: "validation" (its scores) and "pooled_validation"."""
+    return {
+        "validation": compare(reference.logits, candidate.logits, TOLERANCES[precision]),
+        "pooled_validation": compare_pooled(reference.pooled, candidate.pooled, POOLED_MIN_COSINE[precision]),
+    }
+
+
+def passed(entry: dict[str, Any], precision: str) -> bool:
+    """Whether the verdicts of `check` that ENTRY holds (among other keys) let a variant of
+    PRECISION ship: its scores always, its pooled output where `POOLED_REFUSES` says so."""
+    return entry["validation"]["passed"] and (entry["pooled_validation"]["passed"] or precision not in POOLED_REFUSES)

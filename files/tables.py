@@ -26,6 +26,7 @@ import io
 import itertools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -55,6 +56,7 @@ STDIO = "-"
 _SUFFIXES = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _PARQUET_BATCH_ROWS = 4096  # rows decoded at a time from a Parquet input
 _ROW_GROUP_ROWS = 65536  # rows per row group of a Parquet output
+_FIXED_SIZE_LIST = re.compile(r"(\w+)\[(\d+)\]")  # "float32[768]"
 
 Record = tuple[int, dict[str, Any]]
 """One row of an input and the line (or, for Parquet, the row number) where it is."""
@@ -283,8 +285,9 @@ def open_writer(
 
     COLUMNS is the output's column order (a CSV header). Rows may lack a column (an empty
     cell) but not have one that is not in COLUMNS. TYPES gives the Parquet type alias of
-    computed columns ("float32", ...); other Parquet columns keep ARROW_SCHEMA's types, or
-    take those of the first batch of rows.
+    computed columns ("float32", ..., or "float32[768]" for a fixed-size list of 768
+    float32, an embedding); other Parquet columns keep ARROW_SCHEMA's types, or take those
+    of the first batch of rows.
 
     The file appears at PATH only if the `with` block ends without an exception.
     """
@@ -425,7 +428,7 @@ class _ParquetWriter:
         fields = []
         for name in self._columns:
             if name in self._types:
-                fields.append(pa.field(name, pa.type_for_alias(self._types[name])))
+                fields.append(pa.field(name, _arrow_type(pa, self._types[name])))
             elif name in known.names:
                 fields.append(known.field(name))
             else:
@@ -435,6 +438,14 @@ class _ParquetWriter:
 
 # ---------------------------------------------------------------------------------------
 # Helpers
+
+
+def _arrow_type(pa: Any, alias: str) -> Any:
+    """pyarrow's type for ALIAS: one of its own aliases, or "ALIAS[N]", a fixed-size list of N."""
+    match = _FIXED_SIZE_LIST.fullmatch(alias)
+    if match is None:
+        return pa.type_for_alias(alias)
+    return pa.list_(pa.type_for_alias(match.group(1)), int(match.group(2)))
 
 
 def _pyarrow(purpose: str) -> tuple[Any, Any]:

@@ -5,7 +5,7 @@ Imports only onnxruntime, numpy, tokenizers and the standard library.
 
 from .aggregate import GroupAccumulator, GroupScores, GroupTotals, aggregate
 from .batcher import BatcherConfig, BatchRecord
-from .engine import Classifier, ScoredBatch
+from .engine import Classifier, EmbeddedBatch, Predictions, ScoredBatch
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
 from .manifest import Manifest, Variant
@@ -19,6 +19,8 @@ __all__ = [
     "clean_tweet",
     "Classifier",
     "ScoredBatch",
+    "EmbeddedBatch",
+    "Predictions",
     "Service",
     "BatcherConfig",
     "BatchRecord",

@@ -16,6 +16,12 @@ length within each, and puts the scores back in input order; at most two windows
 (the prefetch reads into the next while this one finishes), so memory stays bounded
 however long the input. The calling thread also reads the input iterable, so a generator
 never has to be thread-safe.
+
+Sentence embeddings come from the same pass (`embed`, `predict(..., embeddings=True)`):
+smaller-LaBSE's documented sentence embedding is the BERT pooler output, L2-normalised,
+which the head reads and the graph returns beside the logits. Classification fetches only
+the logits; the embeddings travel through the same pipeline, windows and input-order
+restoration as the scores, and are copied off a GPU only when asked for.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from itertools import chain, islice
 from types import TracebackType
 from typing import NamedTuple
@@ -34,20 +41,23 @@ import numpy as np
 import onnxruntime as ort
 
 from .checks import require_int
-from .errors import ClosedError, InputError
+from .errors import ArtifactError, ClosedError, InputError
 from .manifest import Manifest
 from .model import Model, open_model
 from .preprocess import clean_tweet
 from .providers import plan_sessions
 from .tokenizer import SharedTokenizer
 
-__all__ = ["Classifier", "ScoredBatch", "sigmoid"]
+__all__ = ["Classifier", "EmbeddedBatch", "Predictions", "ScoredBatch", "l2_normalize", "sigmoid"]
 
 _PREFETCH = 2
 _WINDOW = 4096  # texts grouped by length at a time: bounds memory and the first result's delay
 _DEFAULT_THRESHOLD = 0.5
 
 _Thresholds = Mapping[str, float] | float | None
+# What one model run gives a batch: (probabilities,), or (probabilities, embeddings).
+_Outputs = tuple[np.ndarray, ...]
+_Run = Callable[[np.ndarray, np.ndarray], _Outputs]
 
 
 class ScoredBatch(NamedTuple):
@@ -60,6 +70,42 @@ class ScoredBatch(NamedTuple):
 
     start: int
     probabilities: np.ndarray
+
+
+class EmbeddedBatch(NamedTuple):
+    """One batch of `Classifier.iter_batches(..., embeddings=True)`: scores and embeddings.
+
+    Attributes:
+        start: Index, in the whole input, of the batch's first text.
+        probabilities: float32 [batch length, n_labels].
+        embeddings: float32 [batch length, embedding_width], from the same model run.
+    """
+
+    start: int
+    probabilities: np.ndarray
+    embeddings: np.ndarray
+
+
+class Predictions(NamedTuple):
+    """What `Classifier.predict(..., embeddings=True)` returns, both in input order.
+
+    Attributes:
+        probabilities: float32 [n, n_labels].
+        embeddings: float32 [n, embedding_width].
+    """
+
+    probabilities: np.ndarray
+    embeddings: np.ndarray
+
+
+def l2_normalize(rows: np.ndarray) -> np.ndarray:
+    """ROWS scaled to unit length, float32: the pooler output as a sentence embedding.
+
+    A zero row (never a pooler output, whose tanh rarely gives exact zeros) stays zero
+    instead of turning into NaN.
+    """
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return (rows / np.maximum(norms, np.finfo(np.float32).tiny)).astype(np.float32, copy=False)
 
 
 def sigmoid(logits: np.ndarray, dtype: type[np.floating] = np.float32) -> np.ndarray:
@@ -125,6 +171,7 @@ class Classifier:
         clean: bool = True,
         spin: bool = True,
         sequence_buckets: bool | None = None,
+        embeddings: bool = False,
     ) -> Classifier:
         """Open the artifact directory ARTIFACT on the best (or the requested) provider.
 
@@ -146,6 +193,9 @@ class Classifier:
                 buckets that holds it. None (the default): on the CPU, where it is faster,
                 but not on a GPU, where the host bounds the speed and it measured slower
                 (README, "Sequence buckets"); True binds a CUDA graph per bucket as well.
+            embeddings: You will embed: where VARIANT is None, pass over a variant whose
+                embeddings missed their tolerance at export (int8 on the CPU then runs
+                fp32; see `embedding_problem`).
 
         Raises:
             ArtifactError: The artifact is missing, malformed or corrupt (sha256).
@@ -155,7 +205,8 @@ class Classifier:
         _resolve_thresholds(manifest, thresholds)  # fail before a possibly slow session build
         available = ort.get_available_providers()
         plans = plan_sessions(
-            manifest, provider, variant, available, max_batch_size=max_batch_size, cache_dir=cache_dir
+            manifest, provider, variant, available, max_batch_size=max_batch_size, cache_dir=cache_dir,
+            embeddings=embeddings,
         )
         tokenizer = _tokenizer_for(manifest)
         model = open_model(
@@ -181,13 +232,54 @@ class Classifier:
         """Whether `close()` was called."""
         return self._model is None
 
+    @property
+    def embedding_width(self) -> int:
+        """Width of the sentence embeddings: the model's hidden size (768 for smaller-LaBSE).
+
+        Raises:
+            ArtifactError: This classifier cannot embed; the message says why and what to do
+                (see `embedding_problem`). Its scores are unaffected.
+        """
+        return self._require_embeddings()
+
+    @property
+    def embedding_problem(self) -> str | None:
+        """Why this classifier cannot embed, or None when it can.
+
+        An artifact exported before vigil computed embeddings has no pooled output; a
+        variant whose embeddings missed their tolerance at export (int8, whose scores pass
+        theirs) is not trusted with them.
+        """
+        if self.manifest.pooled_width is None:
+            return (
+                "the artifact has no pooled output: it was exported before vigil computed embeddings; "
+                "re-export it with `vigil export` (scoring still works)"
+            )
+        figures = self.manifest.variant(self.variant).pooled_validation
+        if not figures.get("passed", False):
+            return (
+                f"variant {self.variant!r} missed its embeddings' tolerance at export (min cosine "
+                f"{figures.get('min_cosine', float('nan')):.4f} with PyTorch's pooler output, "
+                f"{figures.get('tolerance', {}).get('min_cosine', float('nan')):g} required); embed with variant 'fp32'"
+            )
+        return None
+
+    def _require_embeddings(self) -> int:
+        """The embedding width, or the error that names the artifact, the problem and the remedy."""
+        problem, width = self.embedding_problem, self.manifest.pooled_width
+        if problem is not None or width is None:
+            raise ArtifactError(f"cannot embed with {self.manifest.directory}: {problem}")
+        return width
+
     def predict(
         self,
         texts: Iterable[str],
         *,
         batch_size: int = 64,
         progress: Callable[[int], None] | None = None,
-    ) -> np.ndarray:
+        embeddings: bool = False,
+        normalize: bool = True,
+    ) -> np.ndarray | Predictions:
         """Probabilities, float32 [n, n_labels], for any iterable of texts.
 
         Args:
@@ -195,16 +287,42 @@ class Classifier:
             batch_size: Texts per model run.
             progress: Called after each batch with the number of texts it finished (an
                 increment, so `tqdm.update` fits).
+            embeddings: Return `Predictions`: the probabilities and the sentence embeddings,
+                float32 [n, embedding_width], from the same model runs.
+            normalize: L2-normalise the embeddings (the documented sentence embedding);
+                False gives the raw pooler output.
 
         Raises:
             InputError: An item is not a str; the message names its index and type.
+            ArtifactError: EMBEDDINGS with an artifact that has no pooled output.
         """
+        batches = self.iter_batches(texts, batch_size=batch_size, embeddings=embeddings, normalize=normalize)
         parts = []
-        for part in self.iter_predict(texts, batch_size=batch_size):
-            parts.append(part)
+        for batch in batches:
+            parts.append(batch)
             if progress is not None:
-                progress(len(part))
-        return np.concatenate(parts) if parts else np.empty((0, len(self.labels)), dtype=np.float32)
+                progress(len(batch.probabilities))
+        probabilities = _stacked([part.probabilities for part in parts], len(self.labels))
+        if not embeddings:
+            return probabilities
+        return Predictions(probabilities, _stacked([part.embeddings for part in parts], self.embedding_width))
+
+    def embed(
+        self,
+        texts: Iterable[str],
+        *,
+        batch_size: int = 64,
+        normalize: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Sentence embeddings, float32 [n, embedding_width], in input order (see `predict`).
+
+        Raises:
+            InputError: An item is not a str; the message names its index and type.
+            ArtifactError: The artifact has no pooled output (see `embedding_width`).
+        """
+        predicted = self.predict(texts, batch_size=batch_size, progress=progress, embeddings=True, normalize=normalize)
+        return predicted.embeddings
 
     def iter_predict(self, texts: Iterable[str], *, batch_size: int = 64) -> Iterator[np.ndarray]:
         """Probabilities one batch at a time, in input order, in bounded memory.
@@ -214,30 +332,42 @@ class Classifier:
         """
         return (batch.probabilities for batch in self.iter_batches(texts, batch_size=batch_size))
 
-    def iter_batches(self, texts: Iterable[str], *, batch_size: int = 64) -> Iterator[ScoredBatch]:
-        """Like `iter_predict`, with each batch's start index in TEXTS.
+    def iter_batches(
+        self, texts: Iterable[str], *, batch_size: int = 64, embeddings: bool = False, normalize: bool = True
+    ) -> Iterator[ScoredBatch] | Iterator[EmbeddedBatch]:
+        """Like `iter_predict`, with each batch's start index in TEXTS; with EMBEDDINGS,
+        `EmbeddedBatch`es, whose embeddings NORMALIZE says whether to L2-normalise.
 
         A caller that pairs texts with other data (the rows they came from) looks its rows up
         by `start` rather than trusting that it counted along in step.
 
         Raises:
             InputError: When the window holding a non-str item is reached.
+            ArtifactError: At once, for EMBEDDINGS with an artifact that has no pooled output.
         """
         require_int("batch_size", batch_size, 1)
         if isinstance(texts, str):
             raise TypeError("texts must be an iterable of str, got one str; wrap it in a list")
         if self.closed:  # raise now, not at the first next()
             raise ClosedError("this Classifier is closed")
-        return self._scored_batches(iter(texts), batch_size)
+        if not embeddings:
+            scored = self._scored_batches(iter(texts), batch_size, self._scores)
+            return (ScoredBatch(start, *outputs) for start, outputs in scored)
+        self._require_embeddings()  # now, not at the first next()
+        embedded = self._scored_batches(iter(texts), batch_size, partial(self.score_and_embed, normalize=normalize))
+        return (EmbeddedBatch(start, *outputs) for start, outputs in embedded)
 
-    def _scored_batches(self, texts: Iterator[str], batch_size: int) -> Iterator[ScoredBatch]:
+    def _scores(self, ids: np.ndarray, mask: np.ndarray) -> _Outputs:
+        return (self.score(ids, mask),)
+
+    def _scored_batches(self, texts: Iterator[str], batch_size: int, run: _Run) -> Iterator[tuple[int, _Outputs]]:
         if not self.sequence_buckets:
-            yield from self._pipelined(_batches(texts, batch_size))
+            yield from self._pipelined(_batches(texts, batch_size), run)
             return
         windows: deque[_Window] = deque()
-        for batch in self._pipelined(self._by_length(texts, batch_size, windows)):
+        for start, outputs in self._pipelined(self._by_length(texts, batch_size, windows), run):
             window = windows[0]  # batches come back in order: this one is from the oldest window
-            if window.fill(batch):
+            if window.fill(start, outputs):
                 windows.popleft()
                 yield from window.batches(batch_size)
 
@@ -253,33 +383,31 @@ class Classifier:
         for start, window in _batches(texts, _window_size(batch_size)):
             self._check_types(window, start)  # indices of the input, before any reordering
             order = sorted(range(len(window)), key=lambda i: len(window[i]))
-            windows.append(_Window(start, np.array(order), np.empty((len(window), len(self.labels)), np.float32)))
+            windows.append(_Window(start, np.array(order)))
             grouped = [window[i] for i in order]
             yield from ((start + i, grouped[i : i + batch_size]) for i in range(0, len(grouped), batch_size))
 
-    def _pipelined(self, batches: Iterator[tuple[int, list[str]]]) -> Iterator[ScoredBatch]:
-        """Score BATCHES in order while the next ones are encoded on the prefetch thread."""
+    def _pipelined(self, batches: Iterator[tuple[int, list[str]]], run: _Run) -> Iterator[tuple[int, _Outputs]]:
+        """RUN the model on BATCHES in order while the next ones are encoded on the prefetch thread."""
         first, second = next(batches, None), next(batches, None)
         if first is None:
             return
         if second is None:  # a single batch (batch-1 latency): nothing to overlap with
-            yield ScoredBatch(first[0], self.score(*self.encode(first[1], start=first[0])))
+            yield first[0], run(*self.encode(first[1], start=first[0]))
             return
         pending: deque[tuple[int, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
         try:
             for start, batch in chain((first, second), batches):
                 pending.append((start, self._prefetcher.submit(self.encode, batch, start=start)))
                 if len(pending) > _PREFETCH:
-                    yield self._score_pending(pending.popleft())
+                    start, encoded = pending.popleft()
+                    yield start, run(*encoded.result())
             while pending:
-                yield self._score_pending(pending.popleft())
+                start, encoded = pending.popleft()
+                yield start, run(*encoded.result())
         finally:
             for _, future in pending:  # the consumer stopped early: skip what is still queued
                 future.cancel()
-
-    def _score_pending(self, pending: tuple[int, Future[tuple[np.ndarray, np.ndarray]]]) -> ScoredBatch:
-        start, encoded = pending
-        return ScoredBatch(start, self.score(*encoded.result()))
 
     def encode(self, texts: Sequence[str], *, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Check, clean and tokenize TEXTS (on any thread: the tokenizer is shared).
@@ -307,6 +435,22 @@ class Classifier:
         With sequence buckets the batch runs at the smallest that holds its longest row.
         """
         return sigmoid(self.model.run(*self._fit(ids, mask)))
+
+    def score_and_embed(
+        self, ids: np.ndarray, mask: np.ndarray, *, normalize: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and sentence embeddings, float32 [n, n_labels] and [n, embedding_width],
+        for encoded texts, from one model run (see `score`).
+
+        Args:
+            normalize: L2-normalise the embeddings; False gives the raw pooler output.
+
+        Raises:
+            ArtifactError: The artifact has no pooled output (see `embedding_width`).
+        """
+        self._require_embeddings()
+        logits, pooled = self.model.run_with_pooled(*self._fit(ids, mask))
+        return sigmoid(logits), l2_normalize(pooled) if normalize else pooled
 
     def _fit(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """IDS and MASK cut to their sequence bucket: only right padding is cut."""
@@ -361,23 +505,29 @@ class Classifier:
 
 
 class _Window:
-    """One window of the input being scored out of order: where its scores go back."""
+    """One window of the input being scored out of order: where its outputs go back."""
 
-    def __init__(self, start: int, order: np.ndarray, scores: np.ndarray) -> None:
+    def __init__(self, start: int, order: np.ndarray) -> None:
         self.start = start
         self.order = order  # order[k]: the window index of the k-th text scored
-        self.scores = scores  # in input order
+        self.outputs: _Outputs = ()  # per output (scores, embeddings), in input order
         self._missing = len(order)
 
-    def fill(self, batch: ScoredBatch) -> bool:
-        """Put BATCH's rows back in input order; whether the window is now complete."""
-        offset = batch.start - self.start
-        self.scores[self.order[offset : offset + len(batch.probabilities)]] = batch.probabilities
-        self._missing -= len(batch.probabilities)
+    def fill(self, start: int, outputs: _Outputs) -> bool:
+        """Put the rows of the batch at START back in input order; whether the window is now complete."""
+        if not self.outputs:  # shaped by the first batch: scores, and embeddings when asked for
+            self.outputs = tuple(np.empty((len(self.order), part.shape[1]), part.dtype) for part in outputs)
+        rows = self.order[start - self.start : start - self.start + len(outputs[0])]
+        for column, part in zip(self.outputs, outputs):
+            column[rows] = part
+        self._missing -= len(rows)
         return self._missing == 0
 
-    def batches(self, batch_size: int) -> Iterator[ScoredBatch]:
-        return (ScoredBatch(self.start + i, self.scores[i : i + batch_size]) for i in range(0, len(self.order), batch_size))
+    def batches(self, batch_size: int) -> Iterator[tuple[int, _Outputs]]:
+        return (
+            (self.start + i, tuple(column[i : i + batch_size] for column in self.outputs))
+            for i in range(0, len(self.order), batch_size)
+        )
 
 
 def _resolve_thresholds(manifest: Manifest, overrides: _Thresholds = None) -> np.ndarray:
@@ -408,6 +558,11 @@ def _probability(label: str, value: object) -> float:
 
 def _tokenizer_for(manifest: Manifest) -> SharedTokenizer:
     return SharedTokenizer(manifest.verified_tokenizer_path(), manifest.sequence_length, manifest.pad_id)
+
+
+def _stacked(parts: list[np.ndarray], width: int) -> np.ndarray:
+    """PARTS one after the other; an empty float32 [0, WIDTH] for no input."""
+    return np.concatenate(parts) if parts else np.empty((0, width), dtype=np.float32)
 
 
 def _window_size(batch_size: int) -> int:

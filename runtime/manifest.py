@@ -59,6 +59,13 @@ class Variant:
     size_bytes: int
     sha256: str
     validation: dict[str, Any] = field(default_factory=dict)
+    # Export's figures for the pooled output (the embeddings) against PyTorch's.
+    pooled_validation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def embeddings_validated(self) -> bool:
+        """Whether export found this variant's embeddings within their tolerance."""
+        return bool(self.pooled_validation.get("passed", False))
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> Variant:
@@ -72,6 +79,7 @@ class Variant:
                 size_bytes=int(data["size_bytes"]),
                 sha256=str(data["sha256"]),
                 validation=dict(data.get("validation", {})),
+                pooled_validation=dict(data.get("pooled_validation", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"variant {name!r} of the manifest is malformed: {exc!r}") from exc
@@ -94,6 +102,10 @@ class Manifest:
     # Padded lengths a graph with a symbolic sequence axis runs at, ascending, ending at
     # sequence_length; empty for an artifact exported before buckets (everything at 32).
     sequence_buckets: tuple[int, ...] = ()
+    # The graph output holding the pooler output (the sentence embedding) and its width;
+    # None for an artifact exported before vigil computed embeddings.
+    pooled_output: str | None = None
+    pooled_width: int | None = None
 
     @property
     def random_weights(self) -> bool:
@@ -139,6 +151,7 @@ class Manifest:
                 source=dict(raw.get("source", {})),
                 raw=raw,
                 sequence_buckets=tuple(int(width) for width in raw.get("sequence_buckets", ())),
+                **_pooled(raw.get("pooled")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ArtifactError(f"{directory / MANIFEST_FILE} is malformed: {exc!r}") from exc
@@ -195,9 +208,13 @@ class Manifest:
         return path
 
     def check_graph_shapes(
-        self, path: Path, inputs: Mapping[str, Sequence[int | str | None]], output: Sequence[int | str | None]
+        self,
+        path: Path,
+        inputs: Mapping[str, Sequence[int | str | None]],
+        outputs: Mapping[str, Sequence[int | str | None]],
     ) -> None:
-        """Refuse a graph whose fixed sequence axis or label count differs from the manifest's.
+        """Refuse a graph whose fixed sequence axis, label count or pooled output differs
+        from the manifest's.
 
         A symbolic sequence axis is accepted only when the manifest has sequence buckets:
         they are what the runtime pads each batch to.
@@ -205,7 +222,8 @@ class Manifest:
         Args:
             inputs: Shape of each graph input, as ONNX Runtime reports it ("batch" for a
                 symbolic axis).
-            output: Shape of the logits.
+            outputs: Shape of each graph output, in graph order: the logits first, then,
+                where the manifest names one, the pooled output [batch, pooled_width].
         """
         for name, shape in inputs.items():
             symbolic = len(shape) == 2 and not isinstance(shape[1], int) and bool(self.sequence_buckets)
@@ -214,10 +232,24 @@ class Manifest:
                     f"{path} takes {name} of shape {list(shape)}, but the manifest says sequence_length "
                     f"{self.sequence_length}"
                 )
-        if len(output) != 2 or output[1] != len(self.labels):
+        logits = next(iter(outputs.values()), ())
+        if len(logits) != 2 or logits[1] != len(self.labels):
             raise ArtifactError(
-                f"{path} returns logits of shape {list(output)}, but the manifest has {len(self.labels)} labels"
+                f"{path} returns logits of shape {list(logits)}, but the manifest has {len(self.labels)} labels"
             )
+        pooled = outputs.get(self.pooled_output or "", ())
+        if self.pooled_output is not None and list(pooled)[1:] != [self.pooled_width]:
+            raise ArtifactError(
+                f"{path} must return {self.pooled_output!r} of shape [batch, {self.pooled_width}], as the manifest "
+                f"says; it returns {dict(outputs)}"
+            )
+
+
+def _pooled(entry: Any) -> dict[str, Any]:
+    """The manifest's `pooled` entry ({"name", "width"}) as Manifest fields; none for an old artifact."""
+    if entry is None:
+        return {}
+    return {"pooled_output": str(entry["name"]), "pooled_width": int(entry["width"])}
 
 
 def _check_buckets(directory: Path, buckets: tuple[int, ...], sequence_length: int) -> None:

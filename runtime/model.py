@@ -2,7 +2,9 @@
 bound buffers per batch and sequence bucket.
 
 `open_model` tries the plans of `vigil.runtime.providers` in order and returns a `Model`
-whose session is verified to run on the planned provider. GPU models keep fixed device
+whose session is verified to run on the planned provider. A model fetches only the logits
+unless asked for the pooled output too (`run_with_pooled`): the graph computes both in one
+pass, and classification never pays to copy the embedding. GPU models keep fixed device
 buffers per (batch bucket, sequence bucket): batch buckets are powers of two up to
 max_batch_size, sequence buckets the manifest's where the graph's sequence axis is
 symbolic. Each is bound once through IO binding and refilled in place, because a CUDA graph
@@ -109,19 +111,29 @@ def _check_placement(session: ort.InferenceSession, plan: SessionPlan) -> None:
 
 
 class Model:
-    """A verified session that maps token ids and mask to float32 logits.
+    """A verified session that maps token ids and mask to float32 logits, and on request to
+    the pooled output as well.
 
     Thread-safe; this base class runs any batch as it is, as the CPU provider wants.
 
     Attributes:
         sequence_buckets: The sequence lengths below the full one that batches may be cut to
             (the caller cuts only right padding); empty when the graph's sequence axis is fixed.
+        pooled_output: Name of the graph output holding the pooled output; None for a graph
+            exported without one.
     """
 
-    def __init__(self, session: ort.InferenceSession, plan: SessionPlan, sequence_buckets: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        plan: SessionPlan,
+        sequence_buckets: tuple[int, ...] = (),
+        pooled_output: str | None = None,
+    ) -> None:
         self.session = session
         self.plan = plan
         self.sequence_buckets = sequence_buckets
+        self.pooled_output = pooled_output
         self._output = session.get_outputs()[0].name
 
     @property
@@ -133,8 +145,24 @@ class Model:
         """Logits, float32 [n, labels], for int64 IDS and MASK of shape [n, sequence_length]."""
         return self.session.run([self._output], {"input_ids": ids, "attention_mask": mask})[0]
 
+    def run_with_pooled(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and pooled output, float32 [n, labels] and [n, width], from one run.
+
+        Raises:
+            ArtifactError: The graph has no pooled output.
+        """
+        logits, pooled = self.session.run(
+            [self._output, self._require_pooled()], {"input_ids": ids, "attention_mask": mask}
+        )
+        return logits, pooled
+
     def close(self) -> None:
         """Release what the model holds besides the session; nothing for a plain one."""
+
+    def _require_pooled(self) -> str:
+        if self.pooled_output is None:
+            raise ArtifactError(f"{self.plan.describe()}: the graph has no pooled output")
+        return self.pooled_output
 
 
 class BoundModel(Model):
@@ -159,13 +187,15 @@ class BoundModel(Model):
         filler: tuple[np.ndarray, np.ndarray],
         n_labels: int,
         sequence_buckets: tuple[int, ...] = (),
+        pooled: tuple[str, int] | None = None,
     ) -> None:
-        super().__init__(session, plan, sequence_buckets)
+        super().__init__(session, plan, sequence_buckets, pooled[0] if pooled else None)
         self._filler = filler
         shapes = [(size, width) for width in sequence_buckets or filler[0].shape[1:] for size in plan.buckets]
         graph_ids = range(1, len(shapes) + 1) if plan.cuda_graphs else [None] * len(shapes)
         self._slots = [
-            _Slot.bind(session, shape, n_labels, plan.device, graph_id) for shape, graph_id in zip(shapes, graph_ids)
+            _Slot.bind(session, shape, n_labels, plan.device, graph_id, pooled)
+            for shape, graph_id in zip(shapes, graph_ids)
         ]
         self._lock = threading.Lock()
         self._graph_runner: ThreadPoolExecutor | None = None
@@ -178,20 +208,30 @@ class BoundModel(Model):
                 self._warm_up()
 
     def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self._run(ids, mask, with_pooled=False)[0]
+
+    def run_with_pooled(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._require_pooled()
+        logits, pooled = self._run(ids, mask, with_pooled=True)
+        return logits, pooled
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray, with_pooled: bool) -> tuple[np.ndarray, ...]:
+        """The logits, and the pooled output WITH_POOLED, of a batch of any size."""
         largest = self.plan.buckets[-1]
         if len(ids) > largest:
             starts = range(0, len(ids), largest)
-            return np.concatenate([self.run(ids[i : i + largest], mask[i : i + largest]) for i in starts])
+            parts = [self._run(ids[i : i + largest], mask[i : i + largest], with_pooled) for i in starts]
+            return tuple(np.concatenate(column) for column in zip(*parts))
         if self._graph_runner is not None and threading.current_thread() is not self.graph_thread:
-            return self._graph_runner.submit(self._run_bucket, ids, mask).result()
-        return self._run_bucket(ids, mask)
+            return self._graph_runner.submit(self._run_bucket, ids, mask, with_pooled).result()
+        return self._run_bucket(ids, mask, with_pooled)
 
     def close(self) -> None:
         """Stop the graph thread, if any; the model must not run afterwards."""
         if self._graph_runner is not None:
             self._graph_runner.shutdown(wait=True)
 
-    def _run_bucket(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _run_bucket(self, ids: np.ndarray, mask: np.ndarray, with_pooled: bool = False) -> tuple[np.ndarray, ...]:
         rows, width = ids.shape
         # Slots are ordered by width, then size: the first that holds the batch is the smallest.
         slot = next((s for s in self._slots if s.width >= width and s.size >= rows), None)
@@ -199,7 +239,10 @@ class BoundModel(Model):
             raise ValueError(f"a batch of sequence length {width} is longer than the model's {self._slots[-1].width}")
         with self._lock:
             logits = slot.run(self.session, *self._pad(ids, mask, slot))
-            return logits[:rows].copy()  # a CPU buffer's numpy() is a view into it
+            # The pooled output is bound on the device like the logits, and copied off it
+            # only when asked for. Copies: a CPU buffer's numpy() is a view into it.
+            fetched = (logits, slot.pooled.numpy()) if with_pooled and slot.pooled is not None else (logits,)
+            return tuple(array[:rows].copy() for array in fetched)
 
     def _pad(self, ids: np.ndarray, mask: np.ndarray, slot: _Slot) -> tuple[np.ndarray, np.ndarray]:
         """IDS and MASK grown to SLOT's shape: pad tokens under a zero mask on the right, then
@@ -243,14 +286,26 @@ class _Slot:
     ids: ort.OrtValue
     mask: ort.OrtValue
     logits: ort.OrtValue
+    pooled: ort.OrtValue | None
     binding: ort.IOBinding
     run_options: ort.RunOptions
 
     @classmethod
     def bind(
-        cls, session: ort.InferenceSession, shape: tuple[int, int], n_labels: int, device: str, graph_id: int | None
+        cls,
+        session: ort.InferenceSession,
+        shape: tuple[int, int],
+        n_labels: int,
+        device: str,
+        graph_id: int | None,
+        pooled: tuple[str, int] | None = None,
     ) -> _Slot:
-        """Allocate inputs of SHAPE (batch size, sequence length) and [size, N_LABELS] logits on DEVICE."""
+        """Allocate inputs of SHAPE (batch size, sequence length), [size, N_LABELS] logits and,
+        where POOLED (output name, width) is given, the pooled output on DEVICE.
+
+        Both outputs are bound, so that one captured graph serves classification and
+        embedding alike; the graph computes the pooled output for the logits anyway.
+        """
         size, width = shape
 
         def buffer(columns: int, dtype: type) -> ort.OrtValue:
@@ -262,10 +317,13 @@ class _Slot:
         binding.bind_ortvalue_input("input_ids", ids)
         binding.bind_ortvalue_input("attention_mask", mask)
         binding.bind_ortvalue_output(session.get_outputs()[0].name, logits)
+        pooled_buffer = buffer(pooled[1], np.float32) if pooled else None
+        if pooled:
+            binding.bind_ortvalue_output(pooled[0], pooled_buffer)
         run_options = ort.RunOptions()
         if graph_id is not None:
             run_options.add_run_config_entry("gpu_graph_id", str(graph_id))
-        return cls(size, width, ids, mask, logits, binding, run_options)
+        return cls(size, width, ids, mask, logits, pooled_buffer, binding, run_options)
 
     def run(self, session: ort.InferenceSession, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         self.ids.update_inplace(ids)
@@ -332,12 +390,15 @@ def _open(
 ) -> Model:
     path = manifest.verified_path(manifest.variant(plan.variant))
     session = create_session(path, plan, threads=threads, spin=spin)
-    manifest.check_graph_shapes(path, {i.name: i.shape for i in session.get_inputs()}, session.get_outputs()[0].shape)
+    manifest.check_graph_shapes(
+        path, {i.name: i.shape for i in session.get_inputs()}, {o.name: o.shape for o in session.get_outputs()}
+    )
     symbolic = not isinstance(session.get_inputs()[0].shape[1], int)
     widths = sequence_widths(manifest.sequence_buckets, symbolic, plan.device, sequence_buckets)
     if not plan.buckets:
-        return Model(session, plan, widths)
+        return Model(session, plan, widths, manifest.pooled_output)
+    pooled = (manifest.pooled_output, manifest.pooled_width) if manifest.pooled_output and manifest.pooled_width else None
     try:
-        return BoundModel(session, plan, filler, len(manifest.labels), widths)
+        return BoundModel(session, plan, filler, len(manifest.labels), widths, pooled)
     except Exception as exc:  # binding or graph capture failed: this plan cannot run here
         raise ProviderError(f"{plan.describe()} failed its warm-up run: {exc}") from exc

@@ -8,7 +8,9 @@ list of `SessionPlan`s worth trying (`vigil.runtime.model` opens them):
   contrib ops) with fp16 kernels, an engine and timing cache, and one optimisation profile
   covering batch sizes 1..max_batch_size.
 - **CUDA** runs "fp16-fused" with one CUDA graph per batch-size bucket, then without graphs.
-- **CPU** runs "int8" (or an explicitly chosen variant, including "fp32").
+- **CPU** runs "int8" (or an explicitly chosen variant, including "fp32"), or "fp32" where
+  export left int8 out, or, for a caller that will embed, where int8's embeddings missed
+  their tolerance at export.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .checks import require_int
@@ -91,6 +94,7 @@ def plan_sessions(
     *,
     max_batch_size: int = 256,
     cache_dir: str | os.PathLike[str] | None = None,
+    embeddings: bool = False,
 ) -> list[SessionPlan]:
     """The sessions worth trying, best first, for PROVIDER and VARIANT on this build.
 
@@ -103,6 +107,8 @@ def plan_sessions(
         cache_dir: Where TensorRT caches engines, one folder per `engine_cache_key`; None
             means `<artifact>/.trt-cache` when the artifact directory is writable, else
             `~/.cache/vigil/trt`.
+        embeddings: The caller will embed: where VARIANT is None, pass over a natural
+            variant whose embeddings missed their tolerance at export (int8: the CPU runs fp32).
 
     A GPU provider's libraries are loaded here, once per process (`gpu_libraries`): one
     that cannot load rules its provider out, as an error when it was asked for by name.
@@ -118,12 +124,16 @@ def plan_sessions(
         raise ProviderError(
             f"artifact {manifest.directory} has no variant {variant!r}; it has {sorted(manifest.variants)}"
         )
+    plans_for = partial(
+        _plans_for, manifest, variant=variant, available=available_providers, max_batch_size=max_batch_size,
+        cache_dir=cache_dir, embeddings=embeddings,
+    )
     if provider != "auto":
-        return _plans_for(manifest, provider, variant, available_providers, max_batch_size, cache_dir)
+        return plans_for(provider)
     found = []
     for name in PROVIDERS:
         try:
-            found += _plans_for(manifest, name, variant, available_providers, max_batch_size, cache_dir)
+            found += plans_for(name)
         except ProviderError as exc:  # in the build but unusable (a missing library) is worth a warning
             level = logging.WARNING if PROVIDERS[name] in available_providers else logging.INFO
             _log.log(level, "auto: skipping %s: %s", name, exc)
@@ -141,6 +151,7 @@ def _plans_for(
     available: Sequence[str],
     max_batch_size: int,
     cache_dir: str | os.PathLike[str] | None,
+    embeddings: bool,
 ) -> list[SessionPlan]:
     """The plans for one provider; ProviderError says why it cannot run here."""
     ort_name = PROVIDERS[provider]
@@ -150,8 +161,8 @@ def _plans_for(
             f"available: {list(available)}"
         )
     name = variant or NATURAL_VARIANTS[provider]
-    if variant is None and provider == "cpu" and name not in manifest.variants:
-        name = "fp32"  # export omits int8 when it cannot meet its tolerance
+    if variant is None and provider == "cpu" and not _usable(manifest.variants.get(name), embeddings):
+        name = "fp32"  # export omits int8 when its scores miss their tolerance; its embeddings may too
     if name not in manifest.variants:
         raise ProviderError(
             f"artifact {manifest.directory} has no variant {name!r} for {provider}; "
@@ -177,6 +188,11 @@ def _plans_for(
             SessionPlan(ort_name, name, plain, sizes, GPU_DEVICE),
         ]
     return [SessionPlan(ort_name, name, (("CPUExecutionProvider", {}),))]
+
+
+def _usable(variant: Variant | None, embeddings: bool) -> bool:
+    """Whether VARIANT exists and, for a caller that will EMBED, its embeddings passed export's check."""
+    return variant is not None and (not embeddings or variant.embeddings_validated)
 
 
 def _incompatibility(provider: str, variant: Variant) -> str | None:

@@ -11,6 +11,10 @@ A request of many texts (`score_async`) is tokenized in a worker thread when it 
 so that an event loop keeps serving meanwhile, and all its texts are queued at once, so they
 share batches with each other and with other requests'.
 
+Sentence embeddings (`embed_async`) take the same queue and batches: a batch where any text
+asks for its embedding runs the model once for both outputs, and each text gets what it
+asked for; a batch of classification only never copies the embeddings.
+
 The service never blocks on CUDA graph capture: the model captured its graphs when it was
 opened, on the one thread that runs all its GPU work (see `BoundModel`).
 """
@@ -23,16 +27,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
+from typing import NamedTuple
 
 import numpy as np
 
 from .batcher import Batcher, BatcherConfig, BatchRecord, Timed
-from .engine import Classifier
+from .engine import Classifier, l2_normalize
 from .errors import InputError
 
-__all__ = ["Service", "Scored"]
-
-_Row = tuple[np.ndarray, np.ndarray]  # one text's token ids and attention mask
+__all__ = ["Embedded", "Scored", "Service"]
 # Requests with more texts than this are tokenized in a worker thread, off the event loop:
 # a thread hop (~50 us) is worth it once tokenizing (~50 us a text) costs a few of them.
 _ENCODE_INLINE_MAX = 4
@@ -51,6 +54,24 @@ class Scored:
     probabilities: np.ndarray
     queue_s: float
     inference_s: float
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """What `Service.embed_async` answers: `embeddings`, float32 [n_texts, embedding_width] in
+    request order, and what they waited and cost (`queue_s`, `inference_s`, as in `Scored`)."""
+
+    embeddings: np.ndarray
+    queue_s: float
+    inference_s: float
+
+
+class _Row(NamedTuple):
+    """One queued text: its token ids and attention mask, and whether it wants its embedding."""
+
+    ids: np.ndarray
+    mask: np.ndarray
+    embed: bool = False
 
 
 class Service:
@@ -118,13 +139,34 @@ class Service:
             InputError: An item is not a str; the message names its index (nothing is queued).
             OverloadedError, BatcherClosedError: As `submit`; texts already queued are cancelled.
         """
+        return Scored(*await self._gather(texts, timeout, embed=False, width=len(self._classifier.labels)))
+
+    async def embed_async(self, texts: Sequence[str], *, normalize: bool = True, timeout: float | None = None) -> Embedded:
+        """Queue every text of TEXTS at once and await their sentence embeddings, as `score_async`.
+
+        Args:
+            normalize: L2-normalise them (the documented sentence embedding); False gives
+                the raw pooler output.
+
+        Raises:
+            ArtifactError: The artifact has no pooled output (nothing is queued).
+            InputError, OverloadedError, BatcherClosedError: As `score_async`.
+        """
+        width = self._classifier.embedding_width
+        rows, queue_s, inference_s = await self._gather(texts, timeout, embed=True, width=width)
+        return Embedded(l2_normalize(rows) if normalize else rows, queue_s, inference_s)
+
+    async def _gather(
+        self, texts: Sequence[str], timeout: float | None, *, embed: bool, width: int
+    ) -> tuple[np.ndarray, float, float]:
+        """Queue TEXTS and await their rows [n, WIDTH], the longest queue wait and model run."""
         if not texts:
-            return Scored(self._no_rows(), 0.0, 0.0)
+            return np.empty((0, width), dtype=np.float32), 0.0, 0.0
         wait_s = self._config.submit_timeout_s if timeout is None else timeout
         if len(texts) <= _ENCODE_INLINE_MAX and wait_s == 0:
-            futures = self._queue_all(texts, timeout)
+            futures = self._queue_all(texts, timeout, embed)
         else:
-            queued = self._encoder.submit(self._queue_all, texts, timeout)
+            queued = self._encoder.submit(self._queue_all, texts, timeout, embed)
             try:
                 futures = await asyncio.wrap_future(queued)
             except asyncio.CancelledError:  # the worker may still be queueing: undo it after
@@ -135,11 +177,10 @@ class Service:
             answers = _answers(futures)
         finally:
             _cancel_all(futures)  # a no-op for answered ones
-        probabilities = np.stack([a.result for a in answers]) if answers else self._no_rows()
-        return Scored(
-            probabilities,
-            max((a.queue_s for a in answers), default=0.0),
-            max((a.compute_s for a in answers), default=0.0),
+        return (
+            np.stack([a.result for a in answers]),
+            max(a.queue_s for a in answers),
+            max(a.compute_s for a in answers),
         )
 
     def close(self, wait: bool = True, *, cancel_pending: bool = False) -> None:
@@ -155,32 +196,35 @@ class Service:
     ) -> None:
         self.close()
 
-    def _queue_all(self, texts: Sequence[str], timeout: float | None) -> list[Future[Timed[np.ndarray]]]:
+    def _queue_all(
+        self, texts: Sequence[str], timeout: float | None, embed: bool = False
+    ) -> list[Future[Timed[np.ndarray]]]:
         """Encode TEXTS and queue each row, timed; on a failure cancel those already queued."""
         ids, mask = self._classifier.encode(texts)
         futures: list[Future[Timed[np.ndarray]]] = []
         try:
             for row in zip(ids, mask):
-                futures.append(self._batcher.submit(row, timeout=timeout, timed=True))  # type: ignore[arg-type]
+                futures.append(self._batcher.submit(_Row(*row, embed), timeout=timeout, timed=True))  # type: ignore[arg-type]
         except BaseException:
             _cancel_all(futures)
             raise
         return futures
 
-    def _no_rows(self) -> np.ndarray:
-        return np.empty((0, len(self._classifier.labels)), dtype=np.float32)
-
     def _encode(self, text: str) -> _Row:
         if not isinstance(text, str):
             raise InputError(f"submitted text is {type(text).__name__}, not str")
         ids, mask = self._classifier.encode([text])
-        return ids[0], mask[0]
+        return _Row(ids[0], mask[0])
 
-    def _process(self, rows: list[_Row]) -> np.ndarray:
-        """The dispatcher's batch: stack the rows, run the model once."""
-        ids = np.stack([row[0] for row in rows])
-        mask = np.stack([row[1] for row in rows])
-        return self._classifier.score(ids, mask)
+    def _process(self, rows: list[_Row]) -> Sequence[np.ndarray]:
+        """The dispatcher's batch: stack the rows, run the model once; each row gets its
+        probabilities, or its raw embedding where it asked for one."""
+        ids = np.stack([row.ids for row in rows])
+        mask = np.stack([row.mask for row in rows])
+        if not any(row.embed for row in rows):
+            return self._classifier.score(ids, mask)
+        probabilities, pooled = self._classifier.score_and_embed(ids, mask, normalize=False)
+        return [embedding if row.embed else scores for row, scores, embedding in zip(rows, probabilities, pooled)]
 
 
 def _all_done(futures: Sequence[Future[Timed[np.ndarray]]]) -> asyncio.Future[None]:
@@ -234,4 +278,4 @@ def _cancel_when_queued(queued: Future[list[Future[Timed[np.ndarray]]]]) -> None
 
 def _tokens(rows: list[_Row]) -> int:
     """Real (unpadded) tokens in a batch: what the batch-tokens histogram counts."""
-    return int(sum(int(mask.sum()) for _, mask in rows))
+    return int(sum(int(row.mask.sum()) for row in rows))

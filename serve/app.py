@@ -23,11 +23,11 @@ import enum
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -37,6 +37,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from vigil.runtime import BatcherConfig, Classifier, Service, VigilError, aggregate
+from vigil.runtime.service import Embedded, Scored
 
 from .body_limit import ARRIVED, BodyLimitMiddleware
 from .errors import ApiError, error_response, error_status
@@ -47,6 +48,8 @@ from .schemas import (
     AggregateResponse,
     ClassifyRequest,
     ClassifyResponse,
+    EmbedRequest,
+    EmbedResponse,
     ErrorResponse,
     GroupResult,
     ModelInfo,
@@ -60,6 +63,8 @@ __all__ = ["Lifecycle", "create_app", "drain"]
 _log = logging.getLogger(__name__)
 
 _WARM_UP_TEXT = "RT @vigil: warming up the model before serving https://example.org"
+
+_Answer = TypeVar("_Answer", Scored, Embedded)
 
 # Documented in the OpenAPI schema of every scoring route.
 _ERROR_ANSWERS: dict[int | str, dict[str, Any]] = {
@@ -127,7 +132,8 @@ def create_app(
     app = FastAPI(
         title="vigil",
         version=version("vigil"),
-        description="Scores tweets with m2im/smaller_labse_finetuned_twitter (six sigmoid labels).",
+        description="Scores tweets with m2im/smaller_labse_finetuned_twitter (six sigmoid labels) "
+        "and gives their sentence embeddings.",
         lifespan=_lifespan,
     )
     app.state.vigil = state
@@ -136,7 +142,7 @@ def create_app(
     app.include_router(_scoring, dependencies=guarded)
     app.include_router(_metrics_route, dependencies=guarded)
     _install_error_handlers(app, state)
-    document_bodies(app, [ClassifyRequest, AggregateRequest])
+    document_bodies(app, [ClassifyRequest, AggregateRequest, EmbedRequest])
     # The last added is outermost: the timer also sees the 413s, which come before routing.
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s,
@@ -259,6 +265,10 @@ async def _aggregate_body(request: Request, state: AppState) -> AggregateRequest
     return await read_body(request, AggregateRequest, "items", state.settings.max_texts)
 
 
+async def _embed_body(request: Request, state: AppState) -> EmbedRequest:
+    return await read_body(request, EmbedRequest, "texts", state.settings.max_texts)
+
+
 # --- routes -----------------------------------------------------------------------------
 
 _probes = APIRouter(tags=["probes"])
@@ -302,7 +312,8 @@ async def classify(
     """Per text, the probability of every label and the labels at or above threshold."""
     texts = body.all_texts()
     _check_lengths(state.settings, texts, "text" if body.text is not None else "texts[{i}]")
-    probabilities = await _score(service, texts, seconds_left, state.settings.timeout_s, response)
+    scored = await _timed(service.score_async(texts), seconds_left, state.settings.timeout_s, response)
+    probabilities = scored.probabilities
     labels = state.classifier.labels
     decisions = state.classifier.decide(probabilities)
     return ClassifyResponse(
@@ -326,9 +337,9 @@ async def aggregate_groups(
     above threshold: how the model's authors judge a place rather than a single tweet."""
     texts = [item.text for item in body.items]
     _check_lengths(state.settings, texts, "items[{i}].text")
-    probabilities = await _score(service, texts, seconds_left, state.settings.timeout_s, response)
+    scored = await _timed(service.score_async(texts), seconds_left, state.settings.timeout_s, response)
     clf = state.classifier
-    scores = aggregate(probabilities, [item.group for item in body.items], clf.labels, clf.thresholds)
+    scores = aggregate(scored.probabilities, [item.group for item in body.items], clf.labels, clf.thresholds)
     return AggregateResponse(
         model=state.model_info,
         groups=[
@@ -338,6 +349,27 @@ async def aggregate_groups(
             for group, count, means, flags in zip(scores.groups, scores.counts, scores.means, scores.flags)
         ],
     )
+
+
+@_scoring.post(
+    "/embed", response_model=EmbedResponse, summary="Sentence embeddings of one or several tweets.",
+    openapi_extra=json_body_doc(EmbedRequest),
+    responses={501: {"model": ErrorResponse, "description": "This server's model cannot embed; the message says why."}},
+)
+async def embed(
+    body: Annotated[EmbedRequest, Depends(_embed_body)], state: AppState, service: ReadyService,
+    seconds_left: SecondsLeft, response: Response,
+) -> EmbedResponse:
+    """Per text, its sentence embedding: smaller-LaBSE's pooler output from the same model pass
+    that scores the text, L2-normalised unless `normalize` is false."""
+    problem = state.classifier.embedding_problem
+    if problem is not None:
+        raise ApiError(501, "embeddings_unavailable", f"this server cannot embed: {problem}")
+    texts = body.all_texts()
+    _check_lengths(state.settings, texts, "text" if body.text is not None else "texts[{i}]")
+    work = service.embed_async(texts, normalize=body.normalize)
+    embedded = await _timed(work, seconds_left, state.settings.timeout_s, response)
+    return EmbedResponse(model=state.model_info, normalized=body.normalize, embeddings=embedded.embeddings.tolist())
 
 
 @_metrics_route.get(
@@ -374,30 +406,29 @@ def _check_lengths(settings: ServeSettings, texts: Sequence[str], text_field: st
             )
 
 
-async def _score(
-    service: Service, texts: Sequence[str], seconds_left: float, timeout_s: float, response: Response
-) -> np.ndarray:
-    """Probabilities [n, n_labels] of TEXTS, all submitted before any is awaited.
+async def _timed(work: Awaitable[_Answer], seconds_left: float, timeout_s: float, response: Response) -> _Answer:
+    """The Service's answer to WORK (`score_async` or `embed_async` of a request's texts).
 
     SECONDS_LEFT is what remains of the request's deadline of TIMEOUT_S.
 
-    Submitting everything first lets one request's texts share batches with each other's
-    and other requests'; a large request is tokenized off the event loop. When the deadline
-    passes or one text fails, every unfinished text is cancelled, which drops it from the
-    queue before it costs compute. Sets the timing headers, in milliseconds as TEI does:
-    `x-queue-time` and `x-inference-time` (the longest of its texts') and `x-total-time`.
+    The Service submits every text before awaiting any, so one request's texts share batches
+    with each other's and other requests'; a large request is tokenized off the event loop.
+    When the deadline passes or one text fails, every unfinished text is cancelled, which
+    drops it from the queue before it costs compute. Sets the timing headers, in
+    milliseconds as TEI does: `x-queue-time` and `x-inference-time` (the longest of its
+    texts') and `x-total-time`.
     """
     started = time.perf_counter()
     try:
-        scored = await asyncio.wait_for(service.score_async(texts), max(seconds_left, 0.0))
+        answer = await asyncio.wait_for(work, max(seconds_left, 0.0))
     except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
         raise ApiError(
             504, "deadline_exceeded", f"the request did not finish within its {timeout_s:g} s deadline"
         ) from None
-    response.headers["x-queue-time"] = _milliseconds(scored.queue_s)
-    response.headers["x-inference-time"] = _milliseconds(scored.inference_s)
+    response.headers["x-queue-time"] = _milliseconds(answer.queue_s)
+    response.headers["x-inference-time"] = _milliseconds(answer.inference_s)
     response.headers["x-total-time"] = _milliseconds(time.perf_counter() - started)
-    return scored.probabilities
+    return answer
 
 
 def _milliseconds(seconds: float) -> str:

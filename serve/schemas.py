@@ -18,6 +18,8 @@ __all__ = [
     "ClassifyResponse",
     "GroupResult",
     "AggregateResponse",
+    "EmbedRequest",
+    "EmbedResponse",
     "ProbeStatus",
     "ErrorDetail",
     "ErrorResponse",
@@ -26,6 +28,7 @@ __all__ = [
 _TWEET = "Protesters gather outside the parliament as police close the square"
 _LABELS = ["post7geo10", "post7geo30", "post7geo50", "pre7geo10", "pre7geo30", "pre7geo50"]
 _SCORES = dict(zip(_LABELS, [0.91, 0.42, 0.12, 0.67, 0.08, 0.03]))
+_ONE_OF_TEXT_OR_TEXTS = [{"required": ["text"]}, {"required": ["texts"]}]  # the rule `_exactly_one` checks
 
 
 class ClassifyRequest(BaseModel):
@@ -35,7 +38,7 @@ class ClassifyRequest(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [{"text": _TWEET}, {"texts": [_TWEET, "Lovely sunny day at the beach"]}],
-            "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],  # the rule `_exactly_one` checks
+            "oneOf": _ONE_OF_TEXT_OR_TEXTS,
         },
     )
 
@@ -87,6 +90,23 @@ class AggregateRequest(BaseModel):
     )
 
 
+class EmbedRequest(ClassifyRequest):
+    """Tweets to embed: `text` for one, `texts` for several (exactly one of the two)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"text": _TWEET}, {"texts": [_TWEET, "Lovely sunny day at the beach"], "normalize": False}],
+            "oneOf": _ONE_OF_TEXT_OR_TEXTS,
+        },
+    )
+
+    normalize: bool = Field(
+        default=True,
+        description="L2-normalise each embedding (smaller-LaBSE's documented sentence embedding); "
+        "false gives the raw pooler output.",
+    )
+
+
 class ModelInfo(BaseModel):
     """Which model answered, so that a score can be traced to what produced it."""
 
@@ -134,6 +154,18 @@ class AggregateResponse(BaseModel):
 
     model: ModelInfo
     groups: list[GroupResult]
+
+
+class EmbedResponse(BaseModel):
+    """One embedding per text, in request order: the model's pooler output, from the same
+    pass that scores the text."""
+
+    model: ModelInfo
+    normalized: bool = Field(description="Whether each embedding has unit length.", examples=[True])
+    embeddings: list[list[float]] = Field(
+        description="Per text, the embedding: as many numbers as the model is wide (768 for smaller-LaBSE).",
+        examples=[[[0.031, -0.042, 0.018]]],
+    )
 
 
 class ProbeStatus(BaseModel):

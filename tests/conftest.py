@@ -96,3 +96,11 @@ def shared_tweets() -> dict[str, list[str]]:
         path.stem: path.read_text(encoding="utf-8").rstrip("\n").split("\n")
         for path in sorted(TWEETS.glob("*.txt"))
     }
+
+
+@pytest.fixture(scope="session")
+def old_artifact(tiny_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny stand-in as exported before embeddings: no pooled output (see helpers.without_pooled)."""
+    from helpers import without_pooled
+
+    return without_pooled(tiny_artifact, tmp_path_factory.mktemp("old") / "tiny")

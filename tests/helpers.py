@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,3 +41,27 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
         pq = pytest.importorskip("pyarrow.parquet")
         pq.write_table(pa.Table.from_pylist(rows), path)
     return path
+
+
+def without_pooled(artifact: Path, copy: Path) -> Path:
+    """ARTIFACT as vigil exported it before embeddings, at COPY: no `pooled` graph output in
+    any variant, no `pooled` entries in the manifest (each file's size and sha256 updated).
+
+    The pooled output feeds the head, so the graphs compute exactly what they did before.
+    """
+    onnx = pytest.importorskip("onnx")
+    shutil.copytree(artifact, copy)
+    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    name = manifest.pop("pooled")["name"]
+    for variant in manifest["variants"].values():
+        del variant["pooled_validation"]
+        path = copy / variant["file"]
+        model = onnx.load(path)
+        kept = [output for output in model.graph.output if output.name != name]
+        del model.graph.output[:]
+        model.graph.output.extend(kept)
+        onnx.save(model, path)
+        variant["size_bytes"] = path.stat().st_size
+        variant["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return copy

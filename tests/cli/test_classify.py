@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from helpers import write_rows
 
 from vigil.cli.main import main
-from vigil.cli import classify as classify_module
+from vigil.cli import streaming
 from vigil.runtime import engine
 from vigil.files.tables import Table
 from vigil.runtime import Classifier, aggregate
@@ -157,7 +157,7 @@ def test_scoring_reads_only_a_few_batches_ahead(clf: Classifier) -> None:
     read = itertools.count(1)
     endless = ((next(read), {"text": f"tweet {n}"}) for n in itertools.count(1))
     table = Table("endless", "line", ("text",), endless)
-    batches = classify_module._scored(clf, table, "text", 16)
+    batches = streaming.scored_records(clf, table, "text", 16)
     for expected_first in (1, 17, 33):
         records, probs = next(batches)
         assert [line for line, _ in records] == list(range(expected_first, expected_first + 16))
@@ -363,8 +363,8 @@ def test_progress_counts_towards_the_known_total(monkeypatch: pytest.MonkeyPatch
     stderr = Terminal()
     monkeypatch.setattr(sys, "stderr", stderr)
     batches = [([(1, {})] * 2, np.zeros((2, 6))), ([(3, {})], np.zeros((1, 6)))]
-    assert len(list(classify_module._with_progress(iter(batches), 3, quiet=False))) == 2
+    assert len(list(streaming.with_progress(iter(batches), 3, quiet=False))) == 2
     assert "3/3" in stderr.getvalue()
     stderr.truncate(0)
-    list(classify_module._with_progress(iter(batches), 3, quiet=True))
+    list(streaming.with_progress(iter(batches), 3, quiet=True))
     assert stderr.getvalue() == ""

@@ -74,11 +74,14 @@ def test_each_variant_is_what_the_manifest_says(
     # drives have a symbolic sequence axis (run at the buckets), TensorRT's a static one.
     bucketed = name != "fp16"
     sequence = "sequence" if bucketed else 32
+    width = json.loads((tiny_artifact / "manifest.json").read_text())["pooled"]["width"]
     assert _io(model) == {
         "input_ids": (int64, ["batch", sequence]),
         "attention_mask": (int64, ["batch", sequence]),
         "logits": (fp32, ["batch", 6]),
+        "pooled": (fp32, ["batch", width]),
     }
+    assert [output.name for output in model.graph.output] == ["logits", "pooled"]  # logits first, as ever
     if bucketed:
         agreement = entry["sequence_buckets"]
         tolerance = 1e-3 if precision == "fp16" else 1e-5
@@ -92,7 +95,7 @@ def test_each_variant_is_what_the_manifest_says(
     if precision == "int8":  # static QDQ: the quantizer reads the standard-operator graph
         assert not contrib
         assert {("ai.onnx", "QuantizeLinear"), ("ai.onnx", "DequantizeLinear")} <= ops
-        assert entry["quantization"]["steps"][-1]["validation"]["passed"]
+        assert validate.passed(entry["quantization"]["steps"][-1], "int8")
     elif form == "standard":
         assert not contrib, "TensorRT cannot parse ONNX Runtime's contrib operators"
         assert ("ai.onnx", "LayerNormalization") in ops
@@ -183,7 +186,7 @@ def test_int8_left_out_of_the_tiny_stand_in(tiny_artifact: Path, manifest: dict)
     assert "int8" not in manifest["variants"] and not (tiny_artifact / "model-int8.onnx").exists()
     omitted = manifest["int8_omitted"]
     assert "misses its tolerance" in omitted["reason"] and omitted["method"] == int8.METHOD
-    assert not any(step["validation"]["passed"] for step in omitted["steps"])
+    assert not any(validate.passed(step, "int8") for step in omitted["steps"])
     (plan,) = plan_sessions(Manifest.load(tiny_artifact), "cpu", available_providers=["CPUExecutionProvider"])
     assert plan.variant == "fp32"
 

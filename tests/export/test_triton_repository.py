@@ -72,7 +72,9 @@ def test_default_config_round_trips_field_by_field(tiny_artifact: Path, tmp_path
     ]
     assert [(o.name, o.data_type, list(o.dims), o.label_filename) for o in config.output] == [
         ("logits", mc.TYPE_FP32, [len(manifest.labels)], "labels.txt"),
+        ("pooled", mc.TYPE_FP32, [manifest.pooled_width], ""),
     ]
+    assert manifest.pooled_width == 32  # the tiny stand-in's hidden size
     assert list(config.dynamic_batching.preferred_batch_size) == []
     assert config.dynamic_batching.max_queue_delay_microseconds == 2000
     assert [(g.kind, g.count) for g in config.instance_group] == [(mc.ModelInstanceGroup.KIND_GPU, 1)]
@@ -97,6 +99,11 @@ def test_default_config_round_trips_field_by_field(tiny_artifact: Path, tmp_path
         "name", "platform", "backend", "max_batch_size", "input", "output",
         "dynamic_batching", "instance_group", "optimization", "model_warmup",
     }
+
+
+def test_an_artifact_without_embeddings_declares_the_logits_only(old_artifact: Path, tmp_path: Path) -> None:
+    config = read_config(export_triton_repository(old_artifact, tmp_path / "repo"))
+    assert [o.name for o in config.output] == ["logits"]
 
 
 def assert_warmup(config: mc.ModelConfig, model_dir: Path, manifest: Manifest, batches: list[int]) -> None:

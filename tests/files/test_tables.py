@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vigil.files import tables
@@ -201,6 +202,19 @@ def test_parquet_writer_types(tmp_path: Path) -> None:
     table = pq.read_table(path)
     assert table.schema == pa.schema([("id", pa.string()), ("text", pa.string()), ("score", pa.float32())])
     assert table.to_pylist() == ROWS
+
+
+def test_parquet_writer_fixed_size_lists(tmp_path: Path) -> None:
+    """"float32[3]" is a fixed-size list of three float32 (an embedding), from arrays or lists."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "out.parquet"
+    with open_writer(path, ["id", "embedding"], {"embedding": "float32[3]"}) as writer:
+        writer.write([{"id": "a", "embedding": np.array([0.5, 0.25, 1.0], dtype=np.float32)}])
+        writer.write([{"id": "b", "embedding": [1.0, 2.0, 3.0]}])
+    table = pq.read_table(path)
+    assert table.schema.field("embedding").type == pa.list_(pa.float32(), 3)
+    assert table.column("embedding").to_pylist() == [[0.5, 0.25, 1.0], [1.0, 2.0, 3.0]]
 
 
 def test_parquet_writer_keeps_the_input_schema(tmp_path: Path) -> None:

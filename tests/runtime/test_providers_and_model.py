@@ -357,9 +357,9 @@ def test_bound_model_never_captures_again_and_runs_every_caller_on_its_graph_thr
         warmed_on.append(threading.current_thread().name)
         original_warm_up(self)
 
-    def recording_run(self: BoundModel, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def recording_run(self: BoundModel, *args: object) -> tuple[np.ndarray, ...]:
         ran_on.append(threading.current_thread())
-        return original_run(self, ids, mask)
+        return original_run(self, *args)
 
     monkeypatch.setattr(BoundModel, "_warm_up", recording_warm_up)
     monkeypatch.setattr(BoundModel, "_run_bucket", recording_run)

@@ -17,7 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vigil.runtime import BatcherClosedError, BatcherConfig, BatchRecord, Classifier, InputError, OverloadedError, Service
+from vigil.runtime import (
+    ArtifactError,
+    BatcherClosedError,
+    BatcherConfig,
+    BatchRecord,
+    Classifier,
+    InputError,
+    OverloadedError,
+    Service,
+)
 from vigil.runtime.manifest import Manifest
 from vigil.runtime.model import BoundModel, open_model
 from vigil.runtime.providers import SessionPlan
@@ -287,3 +296,68 @@ def test_score_async_fails_as_soon_as_one_batch_fails(classifier: Classifier) ->
             finally:
                 release.set()
     assert calls[0] == 2
+
+
+# --- embeddings through the same queue ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedded_alone(classifier: Classifier, texts: list[str]) -> dict[str, np.ndarray]:
+    """Each text's raw embedding, computed on its own: what the service must reproduce."""
+    return {text: classifier.embed([text], normalize=False)[0] for text in texts}
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_embed_async_gives_each_text_its_own_embedding(
+    classifier: Classifier, texts: list[str], embedded_alone, normalize: bool
+) -> None:
+    with Service(classifier, name="embedding") as service:
+        embedded = asyncio.run(service.embed_async(texts[:40], normalize=normalize))
+    expected = np.stack([embedded_alone[t] for t in texts[:40]])
+    if normalize:
+        expected = expected / np.linalg.norm(expected, axis=1, keepdims=True)
+    assert embedded.embeddings.shape == (40, classifier.embedding_width) and embedded.embeddings.dtype == np.float32
+    np.testing.assert_allclose(embedded.embeddings, expected, rtol=0, atol=ATOL)
+    assert embedded.queue_s >= 0 and embedded.inference_s > 0
+
+
+def test_one_batch_answers_scores_and_embeddings_each_to_whom_asked(
+    classifier: Classifier, gate: GatedScore, texts: list[str], alone, embedded_alone, monkeypatch
+) -> None:
+    """Requests of either kind share a batch: one model run, each text gets what it asked for."""
+    runs: list[int] = []
+    score_and_embed = classifier.score_and_embed
+    monkeypatch.setattr(
+        classifier, "score_and_embed", lambda ids, mask, **k: runs.append(len(ids)) or score_and_embed(ids, mask, **k)
+    )
+
+    async def both(service: Service):
+        scoring = asyncio.ensure_future(service.score_async(texts[:3]))
+        embedding = asyncio.ensure_future(service.embed_async(texts[3:5], normalize=False))
+        while service.queue_depth < 5:  # both queued behind the held batch
+            await asyncio.sleep(0)
+        gate.release.set()
+        return await scoring, await embedding
+
+    with Service(classifier, BatcherConfig(max_batch_size=8)) as service:
+        hold_first_batch(service, gate)
+        scored, embedded = asyncio.run(both(service))
+    assert gate.calls == [1] and runs == [5]  # the held batch scored; the mixed one ran once
+    np.testing.assert_allclose(scored.probabilities, np.stack([alone[t] for t in texts[:3]]), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(embedded.embeddings, np.stack([embedded_alone[t] for t in texts[3:5]]), rtol=0, atol=ATOL)
+
+
+def test_embed_async_on_an_old_artifact_queues_nothing(old_artifact: Path) -> None:
+    with pytest.warns(UserWarning, match="random-weight"):
+        old = Classifier.open(old_artifact, provider="cpu", variant="fp32")
+    with old, Service(old) as service:
+        with pytest.raises(ArtifactError, match="no pooled output"):
+            asyncio.run(service.embed_async(["a", "b"]))
+        assert service.queue_depth == 0
+        assert asyncio.run(service.score_async(["a"])).probabilities.shape == (1, 6)
+
+
+def test_embed_async_of_nothing_is_no_rows(classifier: Classifier) -> None:
+    with Service(classifier) as service:
+        embedded = asyncio.run(service.embed_async([]))
+    assert embedded.embeddings.shape == (0, classifier.embedding_width)

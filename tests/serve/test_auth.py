@@ -15,6 +15,7 @@ KEY = "s3cret-key"
 PROTECTED = [
     ("POST", "/v1/classify", {"text": "hi"}),
     ("POST", "/v1/aggregate", {"items": [{"text": "hi", "group": "g"}]}),
+    ("POST", "/v1/embed", {"text": "hi"}),
     ("GET", "/metrics", None),
 ]
 

@@ -16,8 +16,9 @@ JSON = {"content-type": "application/json"}
 
 
 
-def test_declared_body_over_the_limit_is_refused(client: httpx.Client) -> None:
-    error = error_of(client.post("/v1/classify", json={"text": "x" * 2000}), 413)
+@pytest.mark.parametrize("path", ["/v1/classify", "/v1/embed"])
+def test_declared_body_over_the_limit_is_refused(client: httpx.Client, path: str) -> None:
+    error = error_of(client.post(path, json={"text": "x" * 2000}), 413)
     assert error["kind"] == "body_too_large"
     assert "1000" in error["message"]
 
@@ -60,17 +61,19 @@ def test_body_limit_is_exact(client: httpx.Client, chunked: bool) -> None:
 
 
 def test_max_texts_is_exact(client: httpx.Client) -> None:
-    """max_texts texts are served, on both endpoints; one more is refused (next test)."""
-    response = client.post("/v1/classify", json={"texts": ["a"] * SETTINGS.max_texts})
-    assert response.status_code == 200, response.text
+    """max_texts texts are served, on every endpoint; one more is refused (next test)."""
+    for path in ("/v1/classify", "/v1/embed"):
+        response = client.post(path, json={"texts": ["a"] * SETTINGS.max_texts})
+        assert response.status_code == 200, response.text
     response = client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * SETTINGS.max_texts})
     assert response.status_code == 200, response.text
 
 
 def test_too_many_texts(client: httpx.Client) -> None:
-    error = error_of(client.post("/v1/classify", json={"texts": ["a"] * (SETTINGS.max_texts + 1)}), 422)
-    assert (error["kind"], error["field"]) == ("too_many_texts", "texts")
-    assert "3" in error["message"]
+    for path in ("/v1/classify", "/v1/embed"):
+        error = error_of(client.post(path, json={"texts": ["a"] * (SETTINGS.max_texts + 1)}), 422)
+        assert (error["kind"], error["field"]) == ("too_many_texts", "texts")
+        assert "3" in error["message"]
     error = error_of(client.post("/v1/aggregate", json={"items": [{"text": "a", "group": "g"}] * (SETTINGS.max_texts + 1)}), 422)
     assert (error["kind"], error["field"]) == ("too_many_texts", "items")
 
@@ -80,6 +83,8 @@ def test_too_many_texts(client: httpx.Client) -> None:
     [
         ("/v1/classify", {"text": "x" * 51}, "text"),
         ("/v1/classify", {"texts": ["ok", "x" * 51]}, "texts[1]"),
+        ("/v1/embed", {"text": "x" * 51}, "text"),
+        ("/v1/embed", {"texts": ["ok", "x" * 51]}, "texts[1]"),
         ("/v1/aggregate", {"items": [{"text": "ok", "group": "g"}, {"text": "x" * 51, "group": "g"}]}, "items[1].text"),
     ],
 )
