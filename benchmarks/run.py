@@ -15,7 +15,6 @@ reported as skipped or failed with its reason, in the Markdown and the JSON alik
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,7 @@ class _Launch:
     kind: str
     options: dict[str, str]
     python: str = sys.executable
-    env: dict[str, str] | None = None
+    vigil_source: str | None = None  # where a Python without vigil imports it from (`vigil_source_path`)
     reference_only: bool = False
 
 
@@ -148,7 +147,7 @@ def _launch(name: str, config: BenchConfig, prepared: Prepared, *, reference_onl
         python = str(optimum_python(config.cache_dir))
         source = vigil_source_path(config.cache_dir / "source")  # vigil is not installed in that environment
         options = {"checkpoint": checkpoint, "export_dir": str(derived / "optimum")}
-        return _Launch(name, name, options, python, {**os.environ, "PYTHONPATH": str(source)})
+        return _Launch(name, name, options, python, str(source))
     return _Launch(name, name, {"checkpoint": checkpoint}, reference_only=reference_only)
 
 
@@ -162,6 +161,7 @@ def _job(config: BenchConfig, launch: _Launch, work: Path, texts: int) -> dict[s
         "texts": str(work / "texts.json"),
         "accuracy_texts": min(config.accuracy_texts, texts),
         "only_accuracy": launch.reference_only,
+        "vigil_source": launch.vigil_source,
         "batch_sizes": list(config.batch_sizes),
         "throughput": {"seconds": config.seconds, "max_items": config.max_texts},
         "latency": {
@@ -181,7 +181,7 @@ def _run_worker(launch: _Launch, job: dict[str, Any], timeout_s: float) -> dict[
     job_file.write_text(json.dumps(job), encoding="utf-8")
     command = [launch.python, "-m", "benchmarks.worker", str(job_file)]
     try:
-        code = subprocess.run(command, cwd=REPO, env=launch.env, timeout=timeout_s).returncode
+        code = subprocess.run(command, cwd=REPO, timeout=timeout_s).returncode
     except subprocess.TimeoutExpired:
         return {"status": "failed", "reason": f"stopped after {timeout_s:g} s (worker_timeout_s)"}
     result_file = Path(job["result"])

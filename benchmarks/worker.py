@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the job file named by the one argument; always write a result file."""
     (job_file,) = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(job_file).read_text(encoding="utf-8"))
+    if job.get("vigil_source"):  # a Python without vigil (Optimum's): the checkout's links, ahead of
+        sys.path.insert(0, job["vigil_source"])  # the working directory, whose vigil/ has no subpackages
     try:
         result = run_job(job)
     except BaseException as exc:  # noqa: BLE001 - any failure is a result the report must show
