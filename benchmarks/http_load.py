@@ -189,7 +189,7 @@ def run(
         service = [closed_loop(classifier, config, texts, clients, budget) for clients in levels]
     return {
         "schema_version": 1,
-        "artifact": str(artifact),
+        "artifact": portable(artifact),
         "server": url or "started by this script on loopback",
         "model": model,
         "batcher": {**batcher, "max_batch_size": config.max_batch_size, "max_wait_s": config.max_wait_s},
@@ -284,7 +284,7 @@ def _ms(latency: dict[str, float], column: str) -> str:
 @click.option("--provider", default="cpu", show_default=True)
 @click.option("--variant", help="Artifact variant (default: the provider's natural one).")
 @click.option("--max-batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=2.0, show_default=True)
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=0.0, show_default=True, help="As vigil serve: 0, work-conserving.")
 @click.option("--queue-size", type=click.IntRange(min=1), default=4096, show_default=True)
 @click.option(
     "--out",

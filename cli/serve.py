@@ -85,7 +85,7 @@ def serve(
     batcher = BatcherConfig(**_given(max_batch_size=max_batch_size, max_wait_s=max_wait_s, queue_size=queue_size))
     # GPU sessions are built for batches up to this size, so it must cover the batcher's.
     # A stand-in artifact warns here, and every answer says `random_weights: true`.
-    # spin=False: idle ONNX Runtime threads leave the cores to the HTTP loop and the batcher.
+    # spin=False: between runs ONNX Runtime's threads sleep, leaving the cores to the HTTP loop.
     classifier = Classifier.open(
         artifact, provider=provider, variant=variant, max_batch_size=batcher.max_batch_size, spin=False
     )

@@ -187,8 +187,9 @@ class Classifier:
             max_batch_size: Largest batch a GPU session is built for.
             cache_dir: TensorRT engine cache; see `plan_sessions`.
             clean: Apply the card's `clean_tweet` before tokenizing.
-            spin: Let idle intra-op threads spin-wait between runs: best for bulk scoring;
-                servers pass False so that idle threads leave the cores to request threads.
+            spin: Let intra-op threads spin-wait between runs too: best for bulk scoring;
+                servers pass False so that idle threads leave the cores to request threads
+                (they still spin within a run).
             sequence_buckets: Run each batch at the smallest of the manifest's sequence
                 buckets that holds it. None (the default): on the CPU, where it is faster,
                 but not on a GPU, where the host bounds the speed and it measured slower

@@ -281,6 +281,22 @@ def test_cpu_session_attaches_the_cpu_with_the_requested_threads(manifest: Manif
     assert session.get_session_options().intra_op_num_threads == 1
 
 
+def _config(options: onnxruntime.SessionOptions, key: str) -> str | None:
+    try:
+        return options.get_session_config_entry(key)
+    except RuntimeError:  # "does not have configuration with key"
+        return None
+
+
+@pytest.mark.parametrize("spin, stop", [(True, None), (False, "1")])
+def test_a_server_session_stops_spinning_when_a_run_returns(manifest: Manifest, spin: bool, stop: str | None) -> None:
+    """spin=False keeps spinning within a run (fast operator hand-offs) and stops it after."""
+    session = create_session(manifest.verified_path(manifest.variants["fp32"]), cpu_plan(), spin=spin)
+    options = session.get_session_options()
+    assert _config(options, "session.force_spinning_stop") == stop
+    assert _config(options, "session.intra_op.allow_spinning") is None  # never turned off altogether
+
+
 def test_a_provider_that_does_not_attach_is_an_error_not_a_silent_cpu_run(manifest: Manifest) -> None:
     # This build has no CUDA: ONNX Runtime warns and runs on the CPU; we must refuse.
     plan = SessionPlan(CUDA, "fp32", ((CUDA, {"device_id": "0"}),))
