@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tokenizers import Tokenizer
 from vigil.files.atomic import renamed_on_success, write_json_atomic
 from vigil.runtime.gpu_libraries import onnxruntime_version
@@ -37,6 +38,7 @@ from . import graphs, int8, validate
 from .buckets import sequence_buckets
 from .checkpoint import DEFAULT_SOURCE, Checkpoint, load_checkpoint
 from .errors import ExportError, ValidationError, refuse_existing
+from .table import light_table, put_back, table_name
 
 __all__ = ["VARIANTS", "VariantSpec", "export_artifact", "parse_variants"]
 
@@ -89,7 +91,7 @@ def export_artifact(
     texts = validate.load_sample(sample_file)
     calibration = validate.load_calibration(calibration_file, texts) if "int8" in variants else []
     started = time.perf_counter()
-    checkpoint = load_checkpoint(source, revision)
+    checkpoint = load_checkpoint(source, revision, weights=False)
     with renamed_on_success(out, directory=True) as work:
         manifest = _build(checkpoint, work, sequence_length, sample_file, texts, calibration, variants)
         manifest["export_seconds"] = round(time.perf_counter() - started, 1)
@@ -123,7 +125,7 @@ def _build(
     checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file, texts, calibration, wanted
 ) -> dict[str, Any]:
     """Write tokenizer and variants into WORK, validate them, return the manifest."""
-    config = checkpoint.model.config
+    config = checkpoint.config
     pad_id = int(config.pad_token_id or 0)
     tokenizer_path = work / TOKENIZER_FILE
     _save_tokenizer(checkpoint, tokenizer_path, sequence_length, pad_id)
@@ -132,30 +134,44 @@ def _build(
     _check_tokenizer_parity(checkpoint, texts, ids, sequence_length)
     buckets = sequence_buckets(sequence_length)
 
-    raw = work / "_plain-fp32.onnx"
+    light, table_file = work / "_light-fp32.onnx", work / "_word-embeddings.npy"
     with _step(f"PyTorch reference on {len(texts)} tweets, TorchScript export (opset {graphs.OPSET})"):
-        reference = validate.reference_outputs(checkpoint.model, ids, mask)
-        graphs.export_fp32(checkpoint.model, raw, sequence_length)
-    checkpoint.model = None  # frees ~1 GB (full size) before the memory-hungry ONNX passes
-    with _step("BERT fusions, fp32 and fp16"):
-        fusions = _in_child(
-            graphs.fuse,
-            raw,
-            work / VARIANTS["fp32"].file,
-            work / VARIANTS["fp16-fused"].file,
-            num_heads=config.num_attention_heads,
-            hidden_size=config.hidden_size,
+        reference, table = _in_child(
+            _trace, checkpoint.source, checkpoint.revision, ids, mask, light, table_file, sequence_length
         )
+    fp32, fp16_fused = work / VARIANTS["fp32"].file, work / VARIANTS["fp16-fused"].file
+    with _step("BERT fusions, fp32 and fp16"):
+        fused = work / "_fused-fp32.onnx"
+        fusions = _in_child(graphs.fuse, light, fused, num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
+        _in_child(graphs.fused_to_fp16, fused, fp16_fused)
+        _in_child(put_back, fused, fp32, *table)
+        _in_child(put_back, fp16_fused, fp16_fused, *table)
+        for scratch in (fused, fused.with_name(fused.name + ".data")):
+            scratch.unlink()
     _require_fusions(fusions)
     with _step("fp16 with standard operators"):
-        _in_child(graphs.to_fp16_standard, raw, work / VARIANTS["fp16"].file, sequence_length)
+        fp16 = work / VARIANTS["fp16"].file
+        _in_child(graphs.to_fp16_standard, light, fp16, sequence_length)
+        _in_child(put_back, fp16, fp16, *table)
     int8_report = None
     if "int8" in wanted:
         with _step(f"int8 static quantization, calibrated on {len(calibration)} tweets"):
+            raw = work / "_plain-fp32.onnx"
+            _in_child(put_back, light, raw, *table)
             int8_report = _in_child(
-                int8.quantize_accurately, raw, work / VARIANTS["int8"].file, encode(tokenizer, calibration), reference, ids, mask
+                int8.quantize_accurately,
+                raw,
+                light,
+                table,
+                work / VARIANTS["int8"].file,
+                encode(tokenizer, calibration),
+                reference,
+                ids,
+                mask,
             )
-    raw.unlink()
+            raw.unlink()
+    light.unlink()
+    table_file.unlink()
     for name in set(VARIANTS) - set(wanted) - {"fp16-fused"}:
         (work / VARIANTS[name].file).unlink(missing_ok=True)
     kept = [spec for spec in VARIANTS.values() if (work / spec.file).exists()]
@@ -202,11 +218,30 @@ def _build(
     }
 
 
+def _trace(
+    source: str, revision: str | None, ids, mask, light: Path, table_file: Path, sequence_length: int
+) -> tuple[validate.Outputs, tuple[str, Path]]:
+    """The PyTorch step: reference outputs on IDS/MASK, and the light graph (its word-embedding
+    table cut, the full table saved to TABLE_FILE: see `vigil.export.table`) with the name
+    and file of its table.
+
+    Run in a child like the ONNX passes, so that the model and torch's allocations are gone
+    before they start: the export's parent only keeps the tokenizer and a few arrays.
+    """
+    model = load_checkpoint(source, revision).model
+    reference = validate.reference_outputs(model, ids, mask)
+    with light_table(model) as full_table:
+        graphs.export_fp32(model, light, sequence_length)
+        np.save(table_file, full_table)
+    return reference, (table_name(light), table_file)
+
+
 def _in_child(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run one memory-heavy ONNX pass in a fresh process, so its peak memory ends with it.
 
     The fusion, conversion and quantization passes each hold several copies of the graph;
-    run in one process their peaks pile up (11.6 GB for the full-size model).
+    run in one process their peaks pile up (11.6 GB for the full-size model, before the
+    word-embedding table was set aside as well).
     """
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:

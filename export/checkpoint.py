@@ -27,7 +27,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 class Checkpoint:
     """A loaded checkpoint: fp32 eager-attention model, fast tokenizer and what it is."""
 
-    model: Any  # transformers.BertForSequenceClassification, in eval mode
+    model: Any  # transformers.BertForSequenceClassification in eval mode, or None (weights=False)
+    config: Any  # transformers.BertConfig
     tokenizer: Any  # transformers.PreTrainedTokenizerFast
     source: str
     revision: str | None
@@ -35,15 +36,20 @@ class Checkpoint:
     random_weights: dict[str, Any] | None
 
 
-def load_checkpoint(source: str = DEFAULT_SOURCE, revision: str | None = None) -> Checkpoint:
-    """Load SOURCE (hub id or directory); raise ExportError with one line saying what is wrong."""
+def load_checkpoint(source: str = DEFAULT_SOURCE, revision: str | None = None, *, weights: bool = True) -> Checkpoint:
+    """Load SOURCE (hub id or directory); raise ExportError with one line saying what is wrong.
+
+    WEIGHTS=False loads and checks all but the model, for a process that leaves the
+    PyTorch work to another.
+    """
     local = _is_local(source)
     config = _load_config(source, revision, local)
     labels = _check_classifier(config, source)
-    model = _load_model(source, revision, config)
+    model = _load_model(source, revision, config) if weights else None
     tokenizer = _load_tokenizer(source, revision)
     return Checkpoint(
         model=model,
+        config=config,
         tokenizer=tokenizer,
         source=str(Path(source).resolve()) if local else source,
         revision=None if local else getattr(config, "_commit_hash", None) or revision,

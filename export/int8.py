@@ -7,7 +7,7 @@ single MatMuls, are the unit: a full-size model has 72 weight MatMuls but 12 lay
 trial is a quantization and a validation. If no int8 within the cap passes, no int8 is
 written and the report says why; the CPU then runs fp32.
 
-Calibration runs once: ONNX Runtime's calibration cache serves every later trial.
+Calibration runs once, into the range cache every trial reads.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import graphs, validate
+from .table import put_back
 
 __all__ = ["MAX_FP32_FLOP_SHARE", "METHOD", "layer_units", "quantize_accurately"]
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # The accuracy-aware fallback may keep at most this share of MatMul FLOPs in fp32.
 MAX_FP32_FLOP_SHARE = 0.25
-METHOD = "static QDQ, MinMax calibration, per-channel int8 weights"
+METHOD = "static QDQ of weight MatMul inputs only, MinMax calibration, per-channel int8 weights, fp32 residuals"
 
 _LAYER = re.compile(r"/encoder/layer\.(\d+)/")
 
@@ -45,30 +46,37 @@ def layer_units(flops: dict[str, int]) -> dict[str, list[str]]:
 
 def quantize_accurately(
     raw: Path,
+    light: Path,
+    table: tuple[str, Path],
     dst: Path,
     calibration: tuple[np.ndarray, np.ndarray],
     reference: validate.Outputs,
     ids: np.ndarray,
     mask: np.ndarray,
 ) -> dict[str, Any]:
-    """Static int8 of RAW into DST; the report says which MatMuls stayed fp32 and each step's figures.
+    """Static int8 into DST; the report says which MatMuls stayed fp32 and each step's figures.
 
-    Sensitivity of a layer is the validation error of its scores with only that layer
-    quantized. Each step records both verdicts of `validate.check` and passes on its scores
-    (`validate.passed`: int8's embeddings inform, see `validate`). When no int8 within the
-    cap passes, DST is removed and the report carries the `reason`.
+    RAW is the plain fp32 graph, calibrated once; LIGHT is the same graph with a cut
+    word-embedding table (`vigil.export.table`), which every trial quantizes before TABLE
+    (initializer name, .npy file) is put back. Sensitivity of a layer is the validation
+    error of its scores with only that layer quantized. Each step records both verdicts of
+    `validate.check` and passes on its scores (`validate.passed`: int8's embeddings inform,
+    see `validate`). When no int8 within the cap passes, DST is removed and the report
+    carries the `reason`.
     """
     with tempfile.TemporaryDirectory(prefix="vigil-calibration-") as scratch:
-        cache = Path(scratch) / "ranges.json"
+        ranges = Path(scratch) / "ranges.json"
+        graphs.calibrate(raw, *calibration, ranges)
 
         def measure(exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> dict[str, Any]:
-            graphs.quantize_int8(raw, dst, *calibration, exclude=tuple(exclude), only=only, cache=cache)
+            graphs.quantize_int8(light, dst, ranges, exclude=tuple(exclude), only=only)
+            put_back(dst, dst, *table)
             return validate.check(reference, validate.onnx_outputs(dst, ids, mask), "int8")
 
         steps = [{"fp32_layers": [], "fp32_nodes": [], **measure()}]
         if validate.passed(steps[0], "int8"):
             return {"method": METHOD, "fp32_nodes": [], "steps": steps}
-        flops = graphs.matmul_nodes(raw)
+        flops = graphs.matmul_nodes(light)
         units = layer_units(flops)
         budget = MAX_FP32_FLOP_SHARE * sum(flops.values())
         affordable = {unit: names for unit, names in units.items() if sum(flops[n] for n in names) <= budget}

@@ -17,11 +17,13 @@ Tolerances, per precision:
   bucket, every sample tweet that fits it scores within `BUCKET_TOLERANCES` (1e-5; 1e-3 for
   fp16) of the same variant at the full length, because right padding under a mask must
   not change a score.
-- int8: static quantization rounds weights and activations to 8 bits (activation ranges
-  calibrated at export), so small input-dependent shifts are its nature: >= 98% of all
-  decisions agree and probabilities stay within 0.1. Measured on this sample: 98.96% and
-  0.089 on real MiniLM weights (one layer of six kept fp32), 99.22% and 0.084 on the
-  full-size random stand-in.
+- int8: static quantization rounds weights and the activations they meet to 8 bits
+  (activation ranges calibrated at export), so small input-dependent shifts are its
+  nature: >= 99% of all decisions agree (what the card's users act on) and no probability
+  moves by more than 0.15 (a guard against a broken int8, not its typical error).
+  Measured on this sample: 99.80% and 0.030 on the full-size random stand-in, 99.61% and
+  0.026 on real MiniLM weights (no layer kept fp32), 99.28% and 0.117 on a 4x256 BERT
+  initialised with std 0.1 (one layer of four kept fp32).
 - Pooled output (the sentence embedding, every variant): per tweet, the cosine similarity
   with PyTorch's `pooler_output` is at least `POOLED_MIN_COSINE`: 0.99999 for fp32, 0.999
   for fp16, 0.99 for int8. Cosine, because the embedding is used L2-normalised (direction
@@ -97,7 +99,7 @@ class Tolerance:
 TOLERANCES = {
     "fp32": Tolerance(max_prob_diff=1e-4, min_label_agreement=1.0, borderline_band=1e-4),
     "fp16": Tolerance(max_prob_diff=5e-3, min_label_agreement=1.0, borderline_band=5e-3),
-    "int8": Tolerance(max_prob_diff=0.1, min_label_agreement=0.98, borderline_band=0.0),
+    "int8": Tolerance(max_prob_diff=0.15, min_label_agreement=0.99, borderline_band=0.0),
 }
 
 

@@ -175,6 +175,25 @@ def test_int8_score_does_not_depend_on_batch_mates(int8_artifact: Path) -> None:
     np.testing.assert_allclose(alone, batched, atol=1e-5)
 
 
+def test_int8_rounds_only_what_weight_matmuls_read(int8_artifact: Path) -> None:
+    """8-bit activations only on their way into a weight MatMul: the attention's own MatMuls,
+    every MatMul output and the residual stream stay fp32."""
+    model = onnx.load(str(int8_artifact / "model-int8.onnx"))
+    producer = {output: node for node in model.graph.node for output in node.output}
+    weights = {init.name for init in model.graph.initializer}
+
+    def rounded(name: str) -> bool:  # the output of a DequantizeLinear of an activation
+        node = producer.get(name)
+        return node is not None and node.op_type == "DequantizeLinear" and node.input[0] not in weights
+
+    matmuls = [node for node in model.graph.node if node.op_type == "MatMul"]
+    weight_matmuls = [node for node in matmuls if node.input[1] in producer and producer[node.input[1]].input[0] in weights]
+    assert len(weight_matmuls) == 6 * 6 and all(rounded(node.input[0]) for node in weight_matmuls)
+    assert all(not rounded(name) for node in matmuls if node not in weight_matmuls for name in node.input)
+    assert all(not rounded(name) for node in model.graph.node if node.op_type != "MatMul" for name in node.input)
+    assert all(producer[node.input[0]].op_type != "MatMul" for node in model.graph.node if node.op_type == "QuantizeLinear")
+
+
 def test_calibration_sample_is_not_the_validation_sample() -> None:
     validation = validate.load_sample()
     calibration = validate.load_calibration(None, validation)
