@@ -123,7 +123,12 @@ class Model:
             (the caller cuts only right padding); empty when the graph's sequence axis is fixed.
         pooled_output: Name of the graph output holding the pooled output; None for a graph
             exported without one.
+        run_per_bucket: Whether a batch whose rows fall in different sequence buckets should
+            run once per bucket: yes on the CPU provider, where a run costs about what its
+            positions cost.
     """
+
+    run_per_bucket = True
 
     def __init__(
         self,
@@ -180,7 +185,12 @@ class BoundModel(Model):
     model was opened: runs from any other thread (a service's dispatcher,
     `Classifier.predict` on a thread pool) are handed to it, and nothing is ever captured
     again. Without graphs, runs are serialised by a lock.
+
+    A batch runs once, at its longest row's sequence bucket (`run_per_bucket` False): on a
+    GPU the host, not the model, bounds the speed, and each run is another graph replay.
     """
+
+    run_per_bucket = False
 
     def __init__(
         self,

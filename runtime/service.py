@@ -3,9 +3,9 @@
 Callers on any thread, or on an event loop, submit one text each. The text is checked,
 cleaned and tokenized at once on the caller's thread (with that thread's own tokenizer), so
 a bad request fails before it is queued and the batcher's one dispatcher thread does nothing
-but run the model: it stacks the queued rows, scores them in one run, and each future gets
-its own row. On a GPU the model pads a batch up to its bucket with real rows and slices the
-result; on the CPU batches run as they are.
+but run the model: it stacks the queued rows, scores them, and each future gets its own row.
+On a GPU the model pads a batch up to its bucket with real rows and slices the result; on the
+CPU a batch runs once per sequence bucket of its rows (see `Classifier.score`).
 
 A request of many texts (`score_async`) is tokenized in a worker thread when it is large,
 so that an event loop keeps serving meanwhile, and all its texts are queued at once, so they

@@ -64,14 +64,23 @@ def test_the_cpu_classifier_runs_the_manifest_buckets(classifier: Classifier) ->
     assert classifier.sequence_buckets == (16, 24, 32)
 
 
-@pytest.mark.parametrize(("texts", "width"), [(["hi"], 16), (["hi", "word " * 20], 24), (["word " * 40], 32)])
-def test_a_batch_runs_at_the_bucket_of_its_longest_text(
-    classifier: Classifier, monkeypatch: pytest.MonkeyPatch, texts: list[str], width: int
+@pytest.mark.parametrize(
+    ("texts", "runs"),
+    [
+        (["hi"], [(1, 16)]),
+        (["hi", "a b"], [(2, 16)]),
+        (["word " * 20, "hi", "word " * 40, "a b"], [(2, 16), (1, 24), (1, 32)]),
+    ],
+)
+def test_on_the_cpu_a_batch_runs_once_per_bucket_of_its_texts(
+    classifier: Classifier, monkeypatch: pytest.MonkeyPatch, texts: list[str], runs: list[tuple[int, int]]
 ) -> None:
+    """Each text at the smallest bucket that holds it, scores back in their rows."""
     expected = _full_length(classifier, texts)
     shapes = _widths(classifier, monkeypatch)
-    np.testing.assert_allclose(classifier.predict(texts, batch_size=8), expected, rtol=0, atol=1e-6)
-    assert shapes == [(len(texts), width)]
+    ids, mask = classifier.encode(texts)
+    np.testing.assert_allclose(classifier.score(ids, mask), expected, rtol=0, atol=1e-6)
+    assert shapes == runs
 
 
 def test_bulk_groups_by_length_and_restores_input_order(
@@ -196,3 +205,13 @@ def test_buckets_can_be_turned_off(tiny_artifact: Path, tweets: list[str], monke
         shapes = _widths(full, monkeypatch)
         full.predict(tweets[:40], batch_size=16)
         assert {width for _, width in shapes} == {32}
+
+
+def test_scores_and_embeddings_of_a_mixed_batch_come_back_in_their_rows(classifier: Classifier) -> None:
+    texts = ["word " * 20, "hi", "word " * 40, "a b"]
+    ids, mask = classifier.encode(texts)
+    probabilities, embeddings = classifier.score_and_embed(ids, mask)
+    for row, text in enumerate(texts):
+        alone = classifier.score_and_embed(*classifier.encode([text]))
+        np.testing.assert_allclose(probabilities[row], alone[0][0], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(embeddings[row], alone[1][0], rtol=0, atol=1e-6)
