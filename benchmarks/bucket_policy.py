@@ -3,10 +3,12 @@
 Usage: python -m benchmarks.bucket_policy ARTIFACT TWEETS_DIR [--variant int8] [--batch 16] [--draws 150]
 
 A batch the work-conserving Service takes from its queue holds texts of mixed lengths. It can
-run as one batch padded to the bucket of its longest text (what vigil does), or split into one
-batch per bucket, each at its own width. Each draw takes BATCH random tweets and times both
-ways on the same tweets, in alternating order; prints one JSON line with the medians, the
-paired ratio (split / one batch) and the positions each computes.
+run as one batch padded to the bucket of its longest text, or split into one batch per
+bucket, each at its own width (what `Classifier.score` does on the CPU). Both ways run the
+model directly on the same encoded rows, so the comparison does not depend on the policy
+vigil has chosen. Each draw takes BATCH random tweets and times both ways, in alternating
+order; prints one JSON line with the medians, the paired ratio (split / one batch) and the
+positions each computes.
 """
 
 from __future__ import annotations
@@ -33,25 +35,27 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=150)
     args, texts, classifier = prepared(parser)
     widths = classifier.sequence_buckets or (classifier.manifest.sequence_length,)
-    lengths = classifier.encode(texts)[1].sum(axis=1)
-    bucket = [min(w for w in widths if w >= n) for n in lengths]
+    ids, mask = classifier.encode(texts)
+    bucket = np.array([min(w for w in widths if w >= n) for n in mask.sum(axis=1)])
     rng = random.Random(0)
     one, split, ratios, positions = [], [], [], np.zeros(2)
-    classifier.predict(texts[:64])  # warm-up
+
+    def run(rows: np.ndarray, width: int) -> None:
+        classifier.model.run(np.ascontiguousarray(ids[rows, :width]), np.ascontiguousarray(mask[rows, :width]))
+
+    run(np.arange(64), widths[-1])  # warm-up
     for draw in range(args.draws):
-        picked = rng.sample(range(len(texts)), args.batch)
-        batch = [texts[i] for i in picked]
-        groups = [[texts[i] for i in picked if bucket[i] == w] for w in widths]
+        picked = np.array(rng.sample(range(len(texts)), args.batch))
         ways = {
-            "one": lambda: classifier.predict(batch, batch_size=args.batch),
-            "split": lambda: [classifier.predict(group, batch_size=len(group)) for group in groups if group],
+            "one": lambda: run(picked, bucket[picked].max()),
+            "split": lambda: [run(picked[bucket[picked] == w], w) for w in np.unique(bucket[picked])],
         }
         order = ("one", "split") if draw % 2 else ("split", "one")
         timed = {name: _ms(ways[name]) for name in order}
         one.append(timed["one"])
         split.append(timed["split"])
         ratios.append(timed["split"] / timed["one"])
-        positions += (max(bucket[i] for i in picked) * args.batch, sum(bucket[i] for i in picked))
+        positions += (bucket[picked].max() * args.batch, bucket[picked].sum())
     print(json.dumps({
         "variant": args.variant,
         "batch": args.batch,
