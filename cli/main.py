@@ -124,12 +124,20 @@ def _print_export_summary(out: str, manifest: dict[str, Any]) -> None:
     for name, variant in manifest["variants"].items():
         v = variant["validation"]
         fusions = variant.get("fusions")
+        quantization = variant.get("quantization")
         click.echo(
             f"  {name:<10} {variant['size_bytes'] / 2**20:7.1f} MiB  "
             f"max|dp| {v['max_abs_prob_diff']:.1e}  max|dlogit| {v['max_abs_logit_diff']:.1e}  "
             f"labels {v['label_agreement']:.2%} agree  "
             f"pooled max 1-cos {1 - variant['pooled_validation']['min_cosine']:.1e}"
             + (f"  fused {fusions}" if fusions else "")
+            + (_int8_choice(quantization) if quantization else "")
         )
+
+
+def _int8_choice(quantization: dict[str, Any]) -> str:
+    """What int8's accuracy ladder settled on: its weight type and any layers left in fp32."""
+    layers = quantization["steps"][-1]["fp32_layers"]
+    return f"  {quantization['weights']} weights" + (f", fp32 {', '.join(layers)}" if layers else "")
 for _command in (classify, embed, evaluate_command, calibrate_command, serve, export_triton, triton_serve, bench):
     main.add_command(_command)

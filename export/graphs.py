@@ -211,14 +211,15 @@ def quantize_int8(
     dst: Path,
     ranges: Path,
     *,
+    weights: str = "int8",
     exclude: Sequence[str] = (),
     only: Sequence[str] | None = None,
 ) -> None:
     """Static QDQ int8 of SRC's weight MatMuls, with the activation ranges RANGES (`calibrate`).
 
     EXCLUDE names MatMul nodes kept in fp32 (the accuracy-aware fallback); ONLY, when given,
-    quantizes just those nodes (to measure one layer's sensitivity). Weights are
-    per-channel symmetric int8, activations asymmetric uint8 with MinMax ranges.
+    quantizes just those nodes (to measure one layer's sensitivity). Weights are per-channel
+    WEIGHTS ("int8", symmetric, or "uint8"), activations asymmetric uint8 with MinMax ranges.
 
     Only what a weight MatMul reads is rounded to 8 bits, and only on its way into that
     MatMul (see `_bypass_rounding`): the QDQ quantizer would also quantize the attention's
@@ -241,7 +242,7 @@ def quantize_int8(
         op_types_to_quantize=["MatMul"],
         per_channel=True,
         activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
+        weight_type={"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[weights],
         nodes_to_exclude=list(exclude),
         nodes_to_quantize=list(only) if only is not None else list(matmul_nodes(src)),
         calibrate_method=CalibrationMethod.MinMax,

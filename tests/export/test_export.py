@@ -213,8 +213,9 @@ def test_int8_left_out_of_the_tiny_stand_in(tiny_artifact: Path, manifest: dict)
 def test_the_fallback_tries_layers_in_fp32_within_the_cap(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With half the FLOPs allowed in fp32, export measures each layer and tries the worst one
-    in fp32; the command still exits 0 with a warning when int8 cannot pass."""
+    """With half the FLOPs allowed in fp32, export tries both weight types, measures each layer
+    and tries the worst one in fp32; the command still exits 0 with a warning when int8
+    cannot pass."""
     from click.testing import CliRunner
     from vigil.cli.main import main
 
@@ -229,5 +230,10 @@ def test_the_fallback_tries_layers_in_fp32_within_the_cap(
     omitted = json.loads((out / "manifest.json").read_text())["int8_omitted"]
     assert set(omitted["sensitivity"]) == {"layer.0", "layer.1"}
     worst = max(omitted["sensitivity"], key=omitted["sensitivity"].get)
-    assert [step["fp32_layers"] for step in omitted["steps"]] == [[], [worst]]
-    assert all(f"/encoder/{worst}/" in node for node in omitted["steps"][1]["fp32_nodes"])
+    assert [step["fp32_layers"] for step in omitted["steps"]] == [[], [], [worst]]
+    assert all(f"/encoder/{worst}/" in node for node in omitted["steps"][2]["fp32_nodes"])
+    # int8 weights, then uint8; the fallback keeps the more accurate of the two.
+    first, second, fallback = omitted["steps"]
+    assert [first["weights"], second["weights"]] == ["int8", "uint8"]
+    better = max((first, second), key=lambda step: step["validation"]["label_agreement"])
+    assert fallback["weights"] == better["weights"]

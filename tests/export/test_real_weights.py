@@ -13,6 +13,7 @@ import pytest
 
 validate = pytest.importorskip("vigil.export.validate")
 int8 = pytest.importorskip("vigil.export.int8")
+from vigil.cli.main import _int8_choice
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,12 @@ def test_int8_report_says_what_stayed_fp32_and_what_each_step_measured(manifest:
     assert report["steps"][-1]["fp32_nodes"] == report["fp32_nodes"]
     assert report["steps"][-1]["pooled_validation"] == manifest["variants"]["int8"]["pooled_validation"]
     assert not any(validate.passed(step, "int8") for step in report["steps"][:-1])
+    # Weight types in their order, int8 first; the summary line names the one kept.
+    assert [step["weights"] for step in report["steps"][: len(int8.WEIGHT_TYPES)]] == list(
+        int8.WEIGHT_TYPES[: len(report["steps"])]
+    )
+    assert report["weights"] == report["steps"][-1]["weights"]
+    assert f"{report['weights']} weights" in _int8_choice(report)
     # The nodes that stayed fp32 are whole layers, the most sensitive first.
     layers = report["steps"][-1]["fp32_layers"]
     ranked = sorted(report.get("sensitivity", {}), key=report.get("sensitivity", {}).get, reverse=True)

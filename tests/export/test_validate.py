@@ -58,8 +58,21 @@ def test_int8_needs_its_label_agreement() -> None:
     flips = int(np.ceil((1 - INT8.min_label_agreement) * n * 6)) + 1
     cand.reshape(-1)[:flips] = _logit(0.48)
     assert not validate.compare(ref, cand, INT8)["passed"]
-    cand.reshape(-1)[: flips - 2] = ref.reshape(-1)[: flips - 2]
+    cand.reshape(-1)[:flips] = ref.reshape(-1)[:flips]
     assert validate.compare(ref, cand, INT8)["passed"]
+
+
+@pytest.mark.parametrize(("tweets", "passes"), [(100, False), (1000, True)])
+def test_int8_agreement_must_hold_beyond_the_sample(tweets: int, passes: bool) -> None:
+    # 99.5 % agreement in both: 3 flips of 600 decisions do not vouch for 99 % beyond them
+    # (the 95 % lower bound is 98.8 %); 30 of 6,000 do (99.3 %).
+    ref = np.full((tweets, 6), _logit(0.52), np.float32)
+    cand = ref.copy()
+    cand.reshape(-1)[: ref.size // 200] = _logit(0.48)
+    result = validate.compare(ref, cand, INT8)
+    assert result["label_agreement"] == pytest.approx(0.995)
+    assert result["label_agreement_bound"] < 0.995
+    assert result["passed"] is passes
 
 
 def test_non_finite_outputs_fail() -> None:

@@ -1,0 +1,51 @@
+"""int8's weight types: signed int8 first (fastest), uint8 where AVX2's saturation would cost accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+torch = pytest.importorskip("torch")
+from onnx import numpy_helper
+from vigil.export import graphs, validate
+from vigil.export.checkpoint import load_checkpoint
+from vigil.runtime.tokenizer import encode, load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def calibrated(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, tuple]:
+    """The tiny stand-in's plain fp32 graph, its activation ranges, and tweets to score."""
+    out = tmp_path_factory.mktemp("int8-weights")
+    graphs.export_fp32(load_checkpoint(str(tiny_checkpoint)).model, out / "plain.onnx", 32)
+    tokenizer = load_tokenizer(tiny_checkpoint / "tokenizer.json", 32, 0)
+    validation = validate.load_sample()
+    graphs.calibrate(out / "plain.onnx", *encode(tokenizer, validate.load_calibration(None, validation)[:32]), out / "ranges.json")
+    return out / "plain.onnx", out / "ranges.json", encode(tokenizer, validation[:16])
+
+
+def _weight_types(path: Path) -> set[np.dtype]:
+    """The element types of the quantized weights that MatMuls read."""
+    model = onnx.load(str(path))
+    initializers = {init.name: init for init in model.graph.initializer}
+    producer = {output: node for node in model.graph.node for output in node.output}
+    return {
+        numpy_helper.to_array(initializers[producer[node.input[1]].input[0]]).dtype
+        for node in model.graph.node
+        if node.op_type == "MatMul" and node.input[1] in producer and producer[node.input[1]].op_type == "DequantizeLinear"
+    }
+
+
+@pytest.mark.parametrize(("weights", "dtype"), [("int8", np.int8), ("uint8", np.uint8)])
+def test_weights_are_quantized_to_the_type_asked_for(calibrated, tmp_path: Path, weights: str, dtype) -> None:
+    plain, ranges, (ids, mask) = calibrated
+    out = tmp_path / f"{weights}.onnx"
+    graphs.quantize_int8(plain, out, ranges, weights=weights)
+    assert _weight_types(out) == {np.dtype(dtype)}
+    scores = validate.onnx_logits(out, ids, mask)
+    reference = validate.onnx_logits(plain, ids, mask)
+    assert np.isfinite(scores).all() and not np.array_equal(scores, reference)  # rounded, and runs
+    assert np.abs(scores - reference).max() < 0.5 * np.abs(reference).max()  # still the same model
+
