@@ -145,10 +145,16 @@ def _service_targets(results: dict[str, Any]) -> list[Target]:
         *(
             _target(f"Service, open loop at {fraction:.0%} of peak: p99 / direct batch-1 p50 ({variant})", "<=", goal,
                     _ratio(opened.get(fraction, {}).get("latency", {}).get("p99_ms"), direct_p50),
-                    "Poisson arrivals, latency from the scheduled arrival")
+                    "Poisson arrivals, latency from the scheduled arrival" + _ideal(opened.get(fraction), direct_p50))
             for fraction, goal in ((0.5, 4.0), (0.8, 8.0))
         ),
     ]  # fmt: skip
+
+
+def _ideal(run: dict[str, Any] | None, direct_p50: float | None) -> str:
+    """What an overhead-free batcher would reach at the same rate, for the target's detail."""
+    ideal = _ratio((run or {}).get("ideal_p99_ms"), direct_p50)
+    return "" if ideal is None else f"; an ideal batcher with these batch times: {ideal:.2f}x"
 
 
 def format_target(target: Target) -> str:
@@ -253,6 +259,7 @@ def service_tables(service: dict[str, Any]) -> str:
             "p50 ms",
             "p99 ms",
             "p99.9 ms",
+            "ideal p99 ms",
             "queue share",
             "rejected",
             "mean batch",
@@ -265,6 +272,7 @@ def service_tables(service: dict[str, Any]) -> str:
                 number(run["latency"].get("p50_ms"), 2),
                 number(run["latency"].get("p99_ms"), 2),
                 number(run["latency"].get("p99.9_ms"), 2),
+                number(run.get("ideal_p99_ms"), 2),
                 "-" if run["queue_share_of_latency"] is None else f"{run['queue_share_of_latency']:.0%}",
                 str(run["rejected"] + run["unfinished"]),
                 number(run["mean_batch_size"]),
@@ -274,7 +282,8 @@ def service_tables(service: dict[str, Any]) -> str:
         ],
     )
     return (
-        f"Closed loop (N clients, each waits for its answer):\n\n{closed}\n\nOpen loop (Poisson arrivals):\n\n{opened}"
+        f"Closed loop (N clients, each waits for its answer):\n\n{closed}\n\nOpen loop (Poisson arrivals; "
+        f"ideal p99: an overhead-free batcher with the offline batch times, benchmarks/queueing.py):\n\n{opened}"
     )
 
 

@@ -21,7 +21,7 @@ import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, wait
 from functools import partial
 from typing import Any
@@ -30,6 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .measure import Budget, summarize_ms
+from .queueing import batch_seconds, ideal_latencies
 
 __all__ = ["closed_loop", "load_runs", "open_loop"]
 
@@ -123,51 +124,32 @@ def open_loop(
     }
 
 
-def load_runs(classifier: Any, texts: Sequence[str], spec: dict[str, Any], peak: float) -> dict[str, Any]:
+def load_runs(
+    classifier: Any, texts: Sequence[str], spec: dict[str, Any], throughput: Mapping[int, float]
+) -> dict[str, Any]:
     """SPEC's closed-loop and open-loop runs through vigil's Service on CLASSIFIER.
 
-    SPEC holds "batcher" (BatcherConfig's fields), "clients", "rate_fractions" (of PEAK,
-    the offline texts/s), "seconds" and "max_requests" per run.
+    SPEC holds "batcher" (BatcherConfig's fields), "clients", "rate_fractions" (of the
+    offline peak of THROUGHPUT, texts/s end to end at each batch size), "seconds" and
+    "max_requests" per run. Each open-loop run also gets the p99 an ideal batcher would reach
+    at its rate with THROUGHPUT's batch times (`benchmarks.queueing`).
     """
     from vigil.runtime import BatcherConfig
 
     config = BatcherConfig(**spec["batcher"])
     budget = Budget(spec["seconds"], spec["max_requests"])
+    peak = max(throughput.values())
+    batch_time = batch_seconds(throughput)
     runs = [("closed", clients) for clients in spec["clients"]] + [("open", f) for f in spec["rate_fractions"]]
     closed, opened = [], []
     for kind, value in tqdm(runs, desc="service load", unit="run", leave=False):
         if kind == "closed":
             closed.append(closed_loop(classifier, config, texts, value, budget))
         else:
-            opened.append({"fraction_of_peak": value, **open_loop(classifier, config, texts, value * peak, budget)})
+            ideal = ideal_latencies(value * peak, batch_time, config.max_batch_size)
+            opened.append({
+                "fraction_of_peak": value,
+                **open_loop(classifier, config, texts, value * peak, budget),
+                "ideal_p99_ms": 1000 * float(np.percentile(ideal, 99)),
+            })  # fmt: skip
     return {"batcher": spec["batcher"], "offline_peak": peak, "closed_loop": closed, "open_loop": opened}
-
-
-def _summary(
-    latencies_s: list[float],
-    records: list[Any],
-    elapsed: float,
-    *,
-    errors: int = 0,
-    rejected: int = 0,
-    unfinished: int = 0,
-) -> dict[str, Any]:
-    """Rates, latency, queue wait against compute, and the batch-size histogram."""
-    waits = [w for record in records for w in record.queue_wait_s]
-    sizes = Counter(record.size for record in records)
-    latency = summarize_ms(latencies_s)
-    queue_wait = summarize_ms(waits)
-    return {
-        "completed": len(latencies_s),
-        "errors": errors,
-        "rejected": rejected,
-        "unfinished": unfinished,
-        "seconds": round(elapsed, 3),
-        "achieved_rate": len(latencies_s) / elapsed,
-        "latency": latency,
-        "queue_wait": queue_wait,
-        "compute_per_batch": summarize_ms([record.compute_s for record in records]),
-        "queue_share_of_latency": queue_wait.get("mean_ms", 0.0) / latency["mean_ms"] if latencies_s else None,
-        "mean_batch_size": sum(size * count for size, count in sizes.items()) / max(1, sum(sizes.values())),
-        "batch_sizes": {str(size): sizes[size] for size in sorted(sizes)},
-    }
