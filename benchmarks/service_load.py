@@ -153,3 +153,33 @@ def load_runs(
                 "ideal_p99_ms": 1000 * float(np.percentile(ideal, 99)),
             })  # fmt: skip
     return {"batcher": spec["batcher"], "offline_peak": peak, "closed_loop": closed, "open_loop": opened}
+
+
+def _summary(
+    latencies_s: list[float],
+    records: list[Any],
+    elapsed: float,
+    *,
+    errors: int = 0,
+    rejected: int = 0,
+    unfinished: int = 0,
+) -> dict[str, Any]:
+    """Rates, latency, queue wait against compute, and the batch-size histogram."""
+    waits = [w for record in records for w in record.queue_wait_s]
+    sizes = Counter(record.size for record in records)
+    latency = summarize_ms(latencies_s)
+    queue_wait = summarize_ms(waits)
+    return {
+        "completed": len(latencies_s),
+        "errors": errors,
+        "rejected": rejected,
+        "unfinished": unfinished,
+        "seconds": round(elapsed, 3),
+        "achieved_rate": len(latencies_s) / elapsed,
+        "latency": latency,
+        "queue_wait": queue_wait,
+        "compute_per_batch": summarize_ms([record.compute_s for record in records]),
+        "queue_share_of_latency": queue_wait.get("mean_ms", 0.0) / latency["mean_ms"] if latencies_s else None,
+        "mean_batch_size": sum(size * count for size, count in sizes.items()) / max(1, sum(sizes.values())),
+        "batch_sizes": {str(size): sizes[size] for size in sorted(sizes)},
+    }

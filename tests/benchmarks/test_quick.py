@@ -61,6 +61,7 @@ def test_quick_run_writes_json_table_and_plots(tmp_path: Path) -> None:
     assert results["contenders"]["optimum"]["status"] == "skipped"  # says why, in the report too
     assert {run["clients"] for run in results["service"]["closed_loop"]} == {1, 16}
     assert results["service"]["open_loop"][0]["batch_sizes"]
+    assert all(run["ideal_p99_ms"] > 0 for run in results["service"]["open_loop"])  # the overhead-free bound
     assert all(
         target["value"] is not None
         for target in results["targets"]
