@@ -7,8 +7,8 @@ weights with an instruction that saturates pairs of products at 16 bits, which u
 avoid (30 % slower at batch 64 on the full-size model, 2-core AVX2; a 4x256 BERT with wide
 weights: 98.06 % agreement on 24,248 tweets with int8 weights, 98.86 % with uint8). Where
 both miss the int8 tolerance, whole encoder layers stay in fp32, most sensitive first, up to
-`MAX_FP32_FLOP_SHARE` of the MatMul FLOPs, with the more accurate of the two weight types. Layers, not
-single MatMuls, are the unit: a full-size model has 72 weight MatMuls but 12 layers, and each
+`MAX_FP32_FLOP_SHARE` of the MatMul FLOPs, with the more accurate of the two weight types.
+Layers, not single MatMuls, are the unit: a full-size model has 72 weight MatMuls but 12 layers, and each
 trial is a quantization and a validation. If no int8 within the cap passes, no int8 is
 written and the report says why; the CPU then runs fp32.
 
