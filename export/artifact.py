@@ -289,7 +289,8 @@ def _check_tokenizer_parity(checkpoint: Checkpoint, texts: list[str], ids, seque
 
 def _variant_entry(spec: VariantSpec, work: Path, reference, ids, mask, fusions, buckets) -> dict[str, Any]:
     path = work / spec.file
-    figures = validate.check(reference, validate.onnx_outputs(path, ids, mask), spec.precision)
+    outputs = validate.onnx_outputs(path, ids, mask)
+    figures = validate.check(reference, outputs, spec.precision)
     result, pooled = figures["validation"], figures["pooled_validation"]
     log.info(
         "%-10s max |dp| %.2e, label agreement %.4f, pooled max 1-cosine %.1e: %s",
@@ -311,7 +312,7 @@ def _variant_entry(spec: VariantSpec, work: Path, reference, ids, mask, fusions,
     if spec.form == "fused":
         entry["fusions"] = fusions
     if spec.bucketed:
-        entry["sequence_buckets"] = validate.bucket_agreement(path, ids, mask, buckets, spec.precision)
+        entry["sequence_buckets"] = validate.bucket_agreement(path, ids, mask, buckets, spec.precision, outputs.logits)
         log.info("%-10s at each sequence bucket: %s", spec.name, entry["sequence_buckets"]["buckets"])
     return entry
 

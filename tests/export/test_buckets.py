@@ -49,8 +49,12 @@ def test_bucket_agreement_passes_right_padding(tiny_artifact: Path) -> None:
     ids, mask = encode(tokenizer, validate.load_sample()[:40])
     result = validate.bucket_agreement(tiny_artifact / "model-fp32.onnx", ids, mask, (16, 24, 32))
     assert result["passed"]
-    assert result["buckets"]["32"]["samples"] == 40
+    assert list(result["buckets"]) == ["16", "24"]  # the full length is the yardstick, not a trial
     assert 0 < result["buckets"]["16"]["samples"] < result["buckets"]["24"]["samples"] < 40
+    # Logits the caller already has stand in for scoring the sample again.
+    full = validate.onnx_logits(tiny_artifact / "model-fp32.onnx", ids, mask)
+    again = validate.bucket_agreement(tiny_artifact / "model-fp32.onnx", ids, mask, (16, 24, 32), full=full)
+    assert again == result
 
 
 def test_bucket_agreement_refuses_a_bucket_that_changes_scores(tiny_artifact: Path) -> None:
