@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -29,15 +30,14 @@ def renamed_on_success(target: Path, *, directory: bool = False) -> Iterator[Pat
     succeeds, replacing what was there, and removed when it fails."""
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(target)
-    prefix, where = f".{target.name}.{os.getpid()}.", target.parent
-    if directory:
-        partial = Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=where))
-    else:
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=where)
-        os.close(fd)
-        partial = Path(name)
+    # Named before it exists, so that a signal at any point after creation finds the name to remove.
+    partial = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(6)}.partial"
     try:
         with _sigterm_raises():
+            if directory:
+                partial.mkdir(mode=0o700)
+            else:
+                os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             yield partial
         partial.chmod(0o755 if directory else 0o644)  # mkstemp/mkdtemp are private; results are shared
         move_into_place(partial, target)

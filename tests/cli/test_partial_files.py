@@ -35,7 +35,9 @@ def test_a_signal_removes_the_partial_file(tiny_artifact: Path, tmp_path: Path, 
     command = [sys.executable, "-m", "vigil.cli", "classify", str(tiny_artifact), "-", "-o", str(out), "-q",
                "--provider", "cpu"]
     # stdin stays open, so the command is mid-run (its partial file open) when the signal comes.
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    # PYTHONFAULTHANDLER: should it hang after the signal, SIGABRT makes it print every thread's stack.
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         assert process.stdin is not None
         process.stdin.write(b"a tweet\n" * 100)
@@ -43,7 +45,12 @@ def test_a_signal_removes_the_partial_file(tiny_artifact: Path, tmp_path: Path, 
         _wait_for(lambda: _partials(out) or process.poll() is not None, "the partial file")
         assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
         process.send_signal(signum)
-        process.wait(WAIT_S)
+        try:
+            process.wait(WAIT_S)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            _, stderr = process.communicate(timeout=WAIT_S)
+            pytest.fail(f"no exit {WAIT_S:g} s after signal {signum}; its threads:\n{stderr.decode()[-8000:]}")
     finally:
         process.kill()
     assert process.returncode != 0
