@@ -29,6 +29,10 @@ def _wait_for(condition, what: str) -> None:
         time.sleep(0.01)
 
 
+def _sigint_as_at_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_removes_the_partial_file(tiny_artifact: Path, tmp_path: Path, signum: int) -> None:
     out = tmp_path / "out.csv"
@@ -37,7 +41,10 @@ def test_a_signal_removes_the_partial_file(tiny_artifact: Path, tmp_path: Path, 
     # stdin stays open, so the command is mid-run (its partial file open) when the signal comes.
     # PYTHONFAULTHANDLER: should it hang after the signal, SIGABRT makes it print every thread's stack.
     env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # A command started in the background by a non-interactive shell (as `bash .ci/run &`) inherits
+    # SIGINT ignored, and Python keeps it so; a user's Ctrl-C reaches a command that has it.
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               preexec_fn=_sigint_as_at_a_terminal)
     try:
         assert process.stdin is not None
         process.stdin.write(b"a tweet\n" * 100)
