@@ -337,7 +337,6 @@ def measure(entry: Entry, texts: list[str], ref: Any, config: GpuConfig) -> dict
     if classifier is not None and classifier.sequence_buckets:
         result["buckets_vs_full_length"] = bucket_difference(classifier, subset)
     if entry.service:
-        curve = {point["batch_size"]: point["texts_per_s"] for point in result["throughput"]["end_to_end"]}
         spec = {
             "batcher": {"max_batch_size": config.max_batch_size, "max_wait_s": 0.0, "queue_size": 4096},
             "clients": list(config.service_clients),
@@ -345,7 +344,7 @@ def measure(entry: Entry, texts: list[str], ref: Any, config: GpuConfig) -> dict
             "seconds": config.service_seconds,
             "max_requests": config.max_texts,
         }
-        result["service"] = load_runs(classifier, texts, spec, curve)
+        result["service"] = load_runs(classifier, texts, spec, result["throughput"]["end_to_end"])
     print_result(entry, result)
     return result
 

@@ -72,6 +72,11 @@ def throughput_point(batch_size: int, texts: int, seconds: float) -> dict[str, f
     return {"batch_size": batch_size, "texts": texts, "seconds": round(seconds, 4), "texts_per_s": texts / seconds}
 
 
+def by_batch_size(points: Sequence[dict[str, float]]) -> dict[int, float]:
+    """Texts/s by batch size, from the points of one throughput curve (`throughput_point`)."""
+    return {int(point["batch_size"]): point["texts_per_s"] for point in points}
+
+
 def time_calls(
     call: Callable[[int], object],
     budget: Budget,

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .measure import by_batch_size
+
 __all__ = [
     "THRESHOLD", "Target", "accuracy_table", "compare", "curve", "format_target", "latency_table", "markdown",
     "number", "service_tables", "table", "targets", "targets_json", "throughput_table",
@@ -66,8 +68,7 @@ class Target:
 
 def curve(results: dict[str, Any], name: str, mode: str = "end_to_end") -> dict[int, float]:
     """Texts/s by batch size of one contender and mode; empty if it did not run."""
-    points = results["contenders"].get(name, {}).get("throughput", {}).get(mode, [])
-    return {point["batch_size"]: point["texts_per_s"] for point in points}
+    return by_batch_size(results["contenders"].get(name, {}).get("throughput", {}).get(mode, []))
 
 
 def _target(name: str, op: str, goal: float, value: float | None, detail: str, *, percent: bool = False) -> Target:

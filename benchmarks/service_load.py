@@ -21,7 +21,7 @@ import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, wait
 from functools import partial
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .measure import Budget, summarize_ms
+from .measure import Budget, by_batch_size, summarize_ms
 from .queueing import batch_seconds, ideal_latencies
 
 __all__ = ["closed_loop", "load_runs", "open_loop"]
@@ -125,19 +125,20 @@ def open_loop(
 
 
 def load_runs(
-    classifier: Any, texts: Sequence[str], spec: dict[str, Any], throughput: Mapping[int, float]
+    classifier: Any, texts: Sequence[str], spec: dict[str, Any], points: Sequence[dict[str, float]]
 ) -> dict[str, Any]:
     """SPEC's closed-loop and open-loop runs through vigil's Service on CLASSIFIER.
 
     SPEC holds "batcher" (BatcherConfig's fields), "clients", "rate_fractions" (of the
-    offline peak of THROUGHPUT, texts/s end to end at each batch size), "seconds" and
-    "max_requests" per run. Each open-loop run also gets the p99 an ideal batcher would reach
-    at its rate with THROUGHPUT's batch times (`benchmarks.queueing`).
+    offline peak of POINTS, the end-to-end throughput curve), "seconds" and "max_requests"
+    per run. Each open-loop run also gets the p99 an ideal batcher would reach at its rate
+    with the curve's batch times (`benchmarks.queueing`).
     """
     from vigil.runtime import BatcherConfig
 
     config = BatcherConfig(**spec["batcher"])
     budget = Budget(spec["seconds"], spec["max_requests"])
+    throughput = by_batch_size(points)
     peak = max(throughput.values())
     batch_time = batch_seconds(throughput)
     runs = [("closed", clients) for clients in spec["clients"]] + [("open", f) for f in spec["rate_fractions"]]

@@ -68,8 +68,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if classifier is not None:
         result["padding_at_64"] = padding_fraction(classifier, texts)
     if job.get("service"):
-        curve = {point["batch_size"]: point["texts_per_s"] for point in result["throughput"]["end_to_end"]}
-        result["service"] = load_runs(contender.classifier, texts, job["service"], curve)
+        result["service"] = load_runs(contender.classifier, texts, job["service"], result["throughput"]["end_to_end"])
     return result
 
 

@@ -8,8 +8,8 @@ avoid (30 % slower at batch 64 on the full-size model, 2-core AVX2; a 4x256 BERT
 weights: 98.06 % agreement on 24,248 tweets with int8 weights, 98.86 % with uint8). Where
 both miss the int8 tolerance, whole encoder layers stay in fp32, most sensitive first, up to
 `MAX_FP32_FLOP_SHARE` of the MatMul FLOPs, with the more accurate of the two weight types.
-Layers, not single MatMuls, are the unit: a full-size model has 72 weight MatMuls but 12 layers, and each
-trial is a quantization and a validation. If no int8 within the cap passes, no int8 is
+Layers, not single MatMuls, are the unit: a full-size model has 72 weight MatMuls but 12
+layers, and each trial is a quantization and a validation. If no int8 within the cap passes, no int8 is
 written and the report says why; the CPU then runs fp32.
 
 Calibration runs once, into the range cache every trial reads.
@@ -103,8 +103,9 @@ def quantize_accurately(
             steps.append({"weights": weights, "fp32_layers": list(kept), "fp32_nodes": nodes, **measure(weights, nodes)})
             if validate.passed(steps[-1], "int8"):
                 log.info("int8 passes with %s in fp32 (%d of %d MatMuls)", ", ".join(kept), len(nodes), len(flops))
-                report = {"method": METHOD, "weights": weights, "fp32_nodes": nodes, "steps": steps}
-                return {**report, "sensitivity": sensitivity}
+                return {
+                    "method": METHOD, "weights": weights, "fp32_nodes": nodes, "steps": steps, "sensitivity": sensitivity,
+                }
     dst.unlink(missing_ok=True)
     reason = (
         f"int8 misses its tolerance with {' and '.join(WEIGHT_TYPES)} weights, and with {len(kept)} of "

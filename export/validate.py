@@ -239,7 +239,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) 
     flips = (ref_p >= THRESHOLD) != (cand_p >= THRESHOLD)
     borderline = np.abs(ref_p - THRESHOLD) <= tolerance.borderline_band
     clear = ~borderline
-    clear_agreement = _agreement_bound(int(clear.sum()), int(flips[clear].sum()), tolerance.confidence)
+    agreement_bound = _agreement_bound(int(clear.sum()), int(flips[clear].sum()), tolerance.confidence)
     max_prob_diff = float(np.abs(ref_p - cand_p).max())
     return {
         "samples": int(reference.shape[0]),
@@ -249,12 +249,12 @@ def compare(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) 
         "label_agreement": float(1.0 - flips.mean()),
         "label_flips": int(flips.sum()),
         "borderline_flips": int((flips & borderline).sum()),
-        "label_agreement_bound": clear_agreement,
+        "label_agreement_bound": agreement_bound,
         "tolerance": asdict(tolerance),
         "passed": bool(
             np.isfinite(candidate).all()
             and max_prob_diff <= tolerance.max_prob_diff
-            and clear_agreement >= tolerance.min_label_agreement
+            and agreement_bound >= tolerance.min_label_agreement
         ),
     }
 

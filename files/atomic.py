@@ -39,7 +39,7 @@ def renamed_on_success(target: Path, *, directory: bool = False) -> Iterator[Pat
             else:
                 os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             yield partial
-        partial.chmod(0o755 if directory else 0o644)  # mkstemp/mkdtemp are private; results are shared
+        partial.chmod(0o755 if directory else 0o644)  # private while written; results are shared
         move_into_place(partial, target)
     except BaseException:
         if directory:
