@@ -11,7 +11,7 @@ file, converted exactly as the pass converted the stand-in rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import ExportError
 
-__all__ = ["light_table", "put_back", "table_name"]
+__all__ = ["light_table", "put_back", "refer_to", "table_name", "to_float16"]
 
 
 @contextmanager
@@ -58,44 +58,108 @@ def table_name(path: Path) -> str:
 def put_back(src: Path, dst: Path, name: str, table: Path) -> None:
     """Write SRC to DST with the initializer NAME replaced by the full TABLE (a .npy file).
 
-    The table takes the stand-in's element type; to fp16 it is converted by ONNX Runtime's
-    own fp16 converter, so its values are exactly those the conversion pass would have made.
+    The table takes the stand-in's element type; to fp16 it is converted as ONNX Runtime's
+    fp16 converter converts (`to_float16`), so its values are exactly those the conversion
+    pass would have made.
     """
     import onnx
     from onnx.helper import tensor_dtype_to_np_dtype
-    from onnxruntime.transformers.float16 import convert_np_to_float16
 
     model = onnx.load(str(src))
+    found, full = _stand_in(model, src, name, table)
+    dtype = np.dtype(tensor_dtype_to_np_dtype(found.data_type))
+    header = onnx.TensorProto(name=name, dims=full.shape, data_type=found.data_type)
+    model.graph.initializer.remove(found)
+    _write_with_initializer(model, header, full.size * dtype.itemsize, _blocks(table, dtype), dst)
+
+
+def _blocks(table: Path, dtype: np.dtype, rows: int = 8192) -> Iterator[np.ndarray]:
+    """TABLE's rows in DTYPE, ROWS at a time, read from the file: a whole converted copy, or
+    memory-mapped pages, would count against the pass's memory."""
+    with open(table, "rb") as file:
+        version = np.lib.format.read_magic(file)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, stored = read_header(file)
+        block_bytes = rows * shape[1] * stored.itemsize
+        while block := file.read(block_bytes):
+            values = np.frombuffer(block, dtype=stored).reshape(-1, shape[1])
+            yield to_float16(values) if dtype == np.float16 else values.astype(dtype, copy=False)
+
+
+def refer_to(src: Path, dst: Path, name: str, table: Path) -> None:
+    """Write SRC (fp32) to DST with the initializer NAME read in place from TABLE (a .npy file),
+    as ONNX external data.
+
+    For scratch graphs that are only run, such as the calibration's: no copy of the table is
+    written, and ONNX's shape inference, which writes out the whole model it infers, skips
+    it (5 s on the full-size model). DST must lie in TABLE's folder: external data is named
+    by a path relative to the model.
+    """
+    import onnx
+
+    model = onnx.load(str(src))
+    found, full = _stand_in(model, src, name, table)
+    if found.data_type != onnx.TensorProto.FLOAT or full.dtype != np.float32 or not full.flags.c_contiguous:
+        raise ExportError(f"{src.name}: only an fp32 table in C order can be referred to in place")
+    if dst.parent.resolve() != table.parent.resolve():
+        raise ExportError(f"{dst} must lie beside {table.name}, which it refers to")
+    header = onnx.TensorProto(name=name, dims=full.shape, data_type=found.data_type)
+    header.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", table.name), ("offset", str(full.offset)), ("length", str(full.nbytes))):
+        entry = header.external_data.add()
+        entry.key, entry.value = key, value
+    model.graph.initializer.remove(found)
+    model.graph.initializer.append(header)
+    onnx.save(model, str(dst))
+
+
+def _stand_in(model, src: Path, name: str, table: Path):
+    """MODEL's initializer NAME, which stands in for TABLE, and TABLE memory-mapped."""
     found = [init for init in model.graph.initializer if init.name == name]
     full = np.load(table, mmap_mode="r")
     if len(found) != 1 or list(found[0].dims[1:]) != list(full.shape[1:]):
         raise ExportError(f"{src.name} has no word-embedding table {name!r} of width {full.shape[1]} to fill in")
-    dtype = tensor_dtype_to_np_dtype(found[0].data_type)
-    values = convert_np_to_float16(np.asarray(full)) if dtype == np.float16 else np.asarray(full, dtype=dtype)
-    header = onnx.TensorProto(name=name, dims=values.shape, data_type=found[0].data_type)
-    model.graph.initializer.remove(found[0])
-    _write_with_initializer(model, header, np.ascontiguousarray(values), dst)
+    return found[0], full
 
 
-def _write_with_initializer(model, header, values: np.ndarray, dst: Path) -> None:
-    """Write MODEL to DST, followed by one more initializer: HEADER with VALUES as its raw data.
+def to_float16(values: np.ndarray) -> np.ndarray:
+    """VALUES (fp32) in fp16 exactly as ONNX Runtime's `convert_np_to_float16` makes them.
+
+    Like it, nonzero magnitudes below fp16's smallest subnormal become that subnormal and
+    finite ones above its largest finite value become that value, so that no weight changes
+    sign or finiteness. Its own function spends 15 s on the full-size table (twice per
+    export) gathering figures for a debug message; this is the same arithmetic, once.
+    """
+    tiny, huge = np.float32(5.96e-08), np.float32(65504.0)
+    clamped = np.array(values, dtype=np.float32)
+    magnitude = np.abs(clamped)
+    for outside, bound in (((magnitude > 0) & (magnitude < tiny), tiny), ((magnitude > huge) & (magnitude < np.inf), huge)):
+        clamped[outside] = np.copysign(bound, clamped[outside])
+    return clamped.astype(np.float16)
+
+
+def _write_with_initializer(model, header, nbytes: int, blocks: Iterable[np.ndarray], dst: Path) -> None:
+    """Write MODEL to DST, followed by one more initializer: HEADER with BLOCKS (NBYTES in all)
+    as its raw data.
 
     Protobuf merges concatenated messages (a repeated field appends), so every ONNX reader
     reads the two parts as one model whose last initializer is the table. Written this way
-    the table's bytes go straight from the array to the file: serializing an 876 MB model
+    the table's bytes go straight from the arrays to the file: serializing an 876 MB model
     whole took 2.8 GB of transient memory on top of the model itself.
     """
     graph_field = _field_number("ModelProto", "graph")
     initializer_field = _field_number("GraphProto", "initializer")
     raw_data_field = _field_number("TensorProto", "raw_data")
-    meta = header.SerializeToString() + _length_delimited(raw_data_field, values.nbytes)
-    tensor = _length_delimited(initializer_field, len(meta) + values.nbytes)
+    meta = header.SerializeToString() + _length_delimited(raw_data_field, nbytes)
+    tensor = _length_delimited(initializer_field, len(meta) + nbytes)
     with open(dst, "wb") as out:
         out.write(model.SerializeToString())
-        out.write(_length_delimited(graph_field, len(tensor) + len(meta) + values.nbytes))
+        out.write(_length_delimited(graph_field, len(tensor) + len(meta) + nbytes))
         out.write(tensor)
         out.write(meta)
-        out.write(memoryview(values).cast("B"))
+        written = sum(out.write(memoryview(np.ascontiguousarray(block)).cast("B")) for block in blocks)
+    if written != nbytes:
+        raise ExportError(f"{dst.name}: wrote {written} bytes of the table, {nbytes} expected")
 
 
 def _field_number(message: str, field: str) -> int:
