@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -139,28 +140,23 @@ def _build(
         reference, table = _in_child(
             _trace, checkpoint.source, checkpoint.revision, ids, mask, light, table_file, sequence_length
         )
-    fp32, fp16_fused = work / VARIANTS["fp32"].file, work / VARIANTS["fp16-fused"].file
-    with _step("BERT fusions, fp32 and fp16"):
-        fused = work / "_fused-fp32.onnx"
+    fused = work / "_fused-fp32.onnx"
+    with _step("BERT fusions"):
         fusions = _in_child(graphs.fuse, light, fused, num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
-        _in_child(graphs.fused_to_fp16, fused, fp16_fused)
-        _in_child(put_back, fused, fp32, *table)
-        _in_child(put_back, fp16_fused, fp16_fused, *table)
+    _require_fusions(fusions)
+    with _step("fp16 conversions and the full word-embedding table, two passes at a time"):
+        _in_children(
+            (_converted_and_filled, graphs.to_fp16_standard, light, work / VARIANTS["fp16"].file, table, sequence_length),
+            (put_back, fused, work / VARIANTS["fp32"].file, *table),
+            (_converted_and_filled, graphs.fused_to_fp16, fused, work / VARIANTS["fp16-fused"].file, table),
+        )
         for scratch in (fused, fused.with_name(fused.name + ".data")):
             scratch.unlink()
-    _require_fusions(fusions)
-    with _step("fp16 with standard operators"):
-        fp16 = work / VARIANTS["fp16"].file
-        _in_child(graphs.to_fp16_standard, light, fp16, sequence_length)
-        _in_child(put_back, fp16, fp16, *table)
-    int8_report = None
+    int8_report, int8_outputs = None, None
     if "int8" in wanted:
         with _step(f"int8 static quantization, calibrated on {len(calibration)} tweets"):
-            raw = work / "_plain-fp32.onnx"
-            _in_child(put_back, light, raw, *table)
-            int8_report = _in_child(
+            int8_report, int8_outputs = _in_child(
                 int8.quantize_accurately,
-                raw,
                 light,
                 table,
                 work / VARIANTS["int8"].file,
@@ -169,7 +165,6 @@ def _build(
                 ids,
                 mask,
             )
-            raw.unlink()
     light.unlink()
     table_file.unlink()
     for name in set(VARIANTS) - set(wanted) - {"fp16-fused"}:
@@ -177,7 +172,11 @@ def _build(
     kept = [spec for spec in VARIANTS.values() if (work / spec.file).exists()]
 
     with _step(f"validation of every variant on ONNX Runtime (CPU), buckets {list(buckets)}"):
-        variants = {spec.name: _variant_entry(spec, work, reference, ids, mask, fusions, buckets) for spec in kept}
+        scored = {"int8": int8_outputs} if int8_outputs is not None else {}
+        variants = {
+            spec.name: _variant_entry(spec, work, reference, ids, mask, fusions, buckets, scored.get(spec.name))
+            for spec in kept
+        }
     if int8_report is not None and "int8" in variants:
         variants["int8"]["quantization"] = int8_report
     failures = [_describe_failure(name, v) for name, v in variants.items()]
@@ -243,9 +242,27 @@ def _in_child(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     run in one process their peaks pile up (11.6 GB for the full-size model, before the
     word-embedding table was set aside as well).
     """
+    return _in_children((partial(function, **kwargs), *args))[0]
+
+
+def _in_children(*calls: tuple[Any, ...]) -> list[Any]:
+    """Run CALLS, each (function, *args), in fresh processes, two at a time; their results.
+
+    The conversion passes run Python on one core each, so two of them use both cores of a
+    small machine. Only passes light enough to pair go through here: on the full-size model
+    the export's peak (3.2 GiB for all its processes) is still the fusion pass's, alone.
+    """
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(function, *args, **kwargs).result()
+    workers = min(2, len(calls))
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
+        futures = [pool.submit(function, *args) for function, *args in calls]
+        return [future.result() for future in futures]
+
+
+def _converted_and_filled(convert: Callable[..., None], src: Path, dst: Path, table: tuple[str, Path], *args: Any) -> None:
+    """One child's work: CONVERT SRC into DST (with ARGS), then put the full TABLE into DST."""
+    convert(src, dst, *args)
+    put_back(dst, dst, *table)
 
 
 def _require_fusions(fusions: dict[str, int]) -> None:
@@ -287,9 +304,13 @@ def _check_tokenizer_parity(checkpoint: Checkpoint, texts: list[str], ids, seque
         raise ExportError("the saved tokenizer.json does not reproduce the checkpoint tokenizer's ids")
 
 
-def _variant_entry(spec: VariantSpec, work: Path, reference, ids, mask, fusions, buckets) -> dict[str, Any]:
+def _variant_entry(spec: VariantSpec, work: Path, reference, ids, mask, fusions, buckets, outputs=None) -> dict[str, Any]:
+    """The manifest entry of one variant, with its validation; OUTPUTS are its outputs on IDS
+    and MASK when a step before has scored it (int8's search for a passing int8 does)."""
     path = work / spec.file
-    outputs = validate.onnx_outputs(path, ids, mask)
+    session = validate.cpu_session(path)
+    if outputs is None:
+        outputs = validate.onnx_outputs(session, ids, mask)
     figures = validate.check(reference, outputs, spec.precision)
     result, pooled = figures["validation"], figures["pooled_validation"]
     log.info(
@@ -312,7 +333,7 @@ def _variant_entry(spec: VariantSpec, work: Path, reference, ids, mask, fusions,
     if spec.form == "fused":
         entry["fusions"] = fusions
     if spec.bucketed:
-        entry["sequence_buckets"] = validate.bucket_agreement(path, ids, mask, buckets, spec.precision, outputs.logits)
+        entry["sequence_buckets"] = validate.bucket_agreement(session, ids, mask, buckets, spec.precision, outputs.logits)
         log.info("%-10s at each sequence bucket: %s", spec.name, entry["sequence_buckets"]["buckets"])
     return entry
 

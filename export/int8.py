@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import graphs, validate
-from .table import put_back
+from .table import put_back, refer_to
 
 __all__ = ["MAX_FP32_FLOP_SHARE", "METHOD", "WEIGHT_TYPES", "layer_units", "quantize_accurately"]
 
@@ -52,7 +52,6 @@ def layer_units(flops: dict[str, int]) -> dict[str, list[str]]:
 
 
 def quantize_accurately(
-    raw: Path,
     light: Path,
     table: tuple[str, Path],
     dst: Path,
@@ -60,13 +59,14 @@ def quantize_accurately(
     reference: validate.Outputs,
     ids: np.ndarray,
     mask: np.ndarray,
-) -> dict[str, Any]:
-    """Static int8 into DST; the report says its weight type, which MatMuls stayed fp32 and
-    each step's figures.
+) -> tuple[dict[str, Any], validate.Outputs | None]:
+    """Static int8 into DST, with its report and its outputs on IDS/MASK (None when no int8
+    passed). The report says its weight type, which MatMuls stayed fp32 and each step's
+    figures; the outputs spare export's validation scoring DST again.
 
-    RAW is the plain fp32 graph, calibrated once; LIGHT is the same graph with a cut
-    word-embedding table (`vigil.export.table`), which every trial quantizes before TABLE
-    (initializer name, .npy file) is put back. Sensitivity of a layer is the validation
+    LIGHT is the plain fp32 graph with a cut word-embedding table (`vigil.export.table`):
+    every trial quantizes it before TABLE (initializer name, .npy file) is put back, and
+    calibration runs once on a copy that reads the full table in place. Sensitivity of a layer is the validation
     error of its scores with only that layer quantized. Each step records both verdicts of
     `validate.check` and passes on its scores (`validate.passed`: int8's embeddings inform,
     see `validate`). When no int8 within the cap passes, DST is removed and the report
@@ -74,18 +74,24 @@ def quantize_accurately(
     """
     with tempfile.TemporaryDirectory(prefix="vigil-calibration-") as scratch:
         ranges = Path(scratch) / "ranges.json"
+        raw = table[1].with_name("_calibration-fp32.onnx")  # beside the table it refers to
+        refer_to(light, raw, *table)
         graphs.calibrate(raw, *calibration, ranges)
+        raw.unlink()
+
+        outputs: list[validate.Outputs] = []  # the latest trial's, for the caller when it passes
 
         def measure(weights: str, exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> dict[str, Any]:
             graphs.quantize_int8(light, dst, ranges, weights=weights, exclude=tuple(exclude), only=only)
             put_back(dst, dst, *table)
-            return validate.check(reference, validate.onnx_outputs(dst, ids, mask), "int8")
+            outputs[:] = [validate.onnx_outputs(dst, ids, mask)]
+            return validate.check(reference, outputs[0], "int8")
 
         steps = []
         for weights in WEIGHT_TYPES:
             steps.append({"weights": weights, "fp32_layers": [], "fp32_nodes": [], **measure(weights)})
             if validate.passed(steps[-1], "int8"):
-                return {"method": METHOD, "weights": weights, "fp32_nodes": [], "steps": steps}
+                return {"method": METHOD, "weights": weights, "fp32_nodes": [], "steps": steps}, outputs[0]
         weights = max(steps, key=lambda step: step["validation"]["label_agreement"])["weights"]
         flops = graphs.matmul_nodes(light)
         units = layer_units(flops)
@@ -103,13 +109,14 @@ def quantize_accurately(
             steps.append({"weights": weights, "fp32_layers": list(kept), "fp32_nodes": nodes, **measure(weights, nodes)})
             if validate.passed(steps[-1], "int8"):
                 log.info("int8 passes with %s in fp32 (%d of %d MatMuls)", ", ".join(kept), len(nodes), len(flops))
-                return {
+                report = {
                     "method": METHOD, "weights": weights, "fp32_nodes": nodes, "steps": steps, "sensitivity": sensitivity,
                 }
+                return report, outputs[0]
     dst.unlink(missing_ok=True)
     reason = (
         f"int8 misses its tolerance with {' and '.join(WEIGHT_TYPES)} weights, and with {len(kept)} of "
         f"{len(units)} layers in fp32 (at most {MAX_FP32_FLOP_SHARE:.0%} of MatMul FLOPs may stay fp32)"
     )
     log.warning("WARNING: %s; the artifact has no int8 variant and CPUs run fp32", reason)
-    return {"method": METHOD, "reason": reason, "steps": steps, "sensitivity": sensitivity}
+    return {"method": METHOD, "reason": reason, "steps": steps, "sensitivity": sensitivity}, None

@@ -49,3 +49,12 @@ def test_weights_are_quantized_to_the_type_asked_for(calibrated, tmp_path: Path,
     assert np.isfinite(scores).all() and not np.array_equal(scores, reference)  # rounded, and runs
     assert np.abs(scores - reference).max() < 0.5 * np.abs(reference).max()  # still the same model
 
+
+
+def test_quantizing_logs_no_advice_to_preprocess_the_graph(calibrated, tmp_path: Path, caplog) -> None:
+    """vigil quantizes the plain graph on purpose; ONNX Runtime's advice otherwise would mislead."""
+    plain, ranges, _ = calibrated
+    with caplog.at_level("WARNING"):
+        graphs.quantize_int8(plain, tmp_path / "int8.onnx", ranges)
+    assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
+    assert (tmp_path / "int8.onnx").exists()
