@@ -113,3 +113,31 @@ def test_validation_on_the_standin_refuses_mixed_up_or_constant_scores(standin_l
     result = validate.compare(standin_logits, np.ascontiguousarray(bug(standin_logits)), tolerance)
     assert not result["passed"]
     assert result["label_flips"] > (1 - validate.TOLERANCES["int8"].min_label_agreement) * result["decisions"]
+
+
+def test_batches_by_length_cover_every_row_once_cut_to_their_longest() -> None:
+    lengths = np.array([5, 32, 1, 17, 9, 32, 2, 0, 12])
+    mask = (np.arange(32) < lengths[:, None]).astype(np.int64)
+    batches = list(validate.by_length(mask, batch_size=4))
+    rows = np.concatenate([batch for batch, _ in batches])
+    assert sorted(rows.tolist()) == list(range(len(lengths)))
+    assert (np.diff(lengths[rows]) >= 0).all()  # shortest first
+    assert [width for _, width in batches] == [max(int(lengths[batch].max()), 1) for batch, _ in batches]
+    assert [width for _, width in batches] == [5, 32, 32]
+
+
+def test_the_reference_by_length_scores_each_tweet_as_one_full_length_pass(tiny_checkpoint) -> None:
+    """Batched by length and cut, yet every row keeps its place and its full-length score."""
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    model = transformers.BertForSequenceClassification.from_pretrained(tiny_checkpoint).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_checkpoint)
+    batch = tokenizer(validate.load_sample()[:100], truncation=True, padding="max_length", max_length=32, return_tensors="np")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    assert len(set(mask.sum(axis=1))) > 5, "the sample should mix lengths"
+    with torch.no_grad():
+        full = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+    outputs = validate.reference_outputs(model, ids, mask, batch_size=16)
+    np.testing.assert_allclose(outputs.logits, full.logits.numpy(), atol=1e-5, rtol=0)
+    pooled = model.bert(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).pooler_output
+    np.testing.assert_allclose(outputs.pooled, pooled.detach().numpy(), atol=1e-5, rtol=0)
