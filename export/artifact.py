@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -242,21 +241,21 @@ def _in_child(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     run in one process their peaks pile up (11.6 GB for the full-size model, before the
     word-embedding table was set aside as well).
     """
-    return _in_children((partial(function, **kwargs), *args))[0]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(function, *args, **kwargs).result()
 
 
 def _in_children(*calls: tuple[Any, ...]) -> list[Any]:
-    """Run CALLS, each (function, *args), in fresh processes, two at a time; their results.
+    """Run CALLS, each (function, *args), each in a fresh process (`_in_child`), two at a time;
+    their results.
 
     The conversion passes run Python on one core each, so two of them use both cores of a
     small machine. Only passes light enough to pair go through here: on the full-size model
     the export's peak (3.2 GiB for all its processes) is still the fusion pass's, alone.
     """
-    context = multiprocessing.get_context("spawn")
-    workers = min(2, len(calls))
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(function, *args) for function, *args in calls]
-        return [future.result() for future in futures]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pair:
+        return list(pair.map(lambda call: _in_child(*call), calls))
 
 
 def _converted_and_filled(convert: Callable[..., None], src: Path, dst: Path, table: tuple[str, Path], *args: Any) -> None:
