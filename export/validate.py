@@ -148,7 +148,7 @@ def reference_outputs(model, ids: np.ndarray, mask: np.ndarray, batch_size: int 
 
     Rows run in batches of similar length, each cut to its longest row, as the model card's
     pipeline pads a batch only to its longest text: right padding under a mask changes no
-    score, and on real tweets this skips about 40 % of the compute. The pooler output is
+    score, and on the bundled sample this skips a fifth of the positions. The pooler output is
     caught on its way into the head (a forward hook on `bert.pooler`), so the logits stay
     those of the model's own forward, and `pooled` is exactly what
     `model.bert(...).pooler_output` returns.
