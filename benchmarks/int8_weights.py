@@ -38,10 +38,7 @@ def measure(checkpoint: str, tweets: Path) -> dict:
         "all_tweets": encode(tokenizer, [clean_tweet(t) for t in load_tweets(tweets).texts]),
         "validation_sample": encode(tokenizer, validation),
     }
-    references = {
-        name: np.concatenate([validate.reference_logits(model, ids[i : i + 256], mask[i : i + 256]) for i in range(0, len(ids), 256)])
-        for name, (ids, mask) in sets.items()
-    }
+    references = {name: validate.reference_logits(model, ids, mask) for name, (ids, mask) in sets.items()}
     report: dict = {"checkpoint": checkpoint, "tweets": len(sets["all_tweets"][0]), "steps": []}
     with tempfile.TemporaryDirectory(prefix="vigil-int8-weights-") as scratch:
         plain, ranges, quantized = (Path(scratch) / name for name in ("plain.onnx", "ranges.json", "int8.onnx"))

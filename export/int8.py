@@ -67,8 +67,8 @@ def quantize_accurately(
     LIGHT is the plain fp32 graph with a cut word-embedding table (`vigil.export.table`):
     every trial quantizes it before TABLE (initializer name, .npy file) is put back, and
     calibration runs once on a copy that reads the full table in place. Sensitivity of a
-    layer is the validation error of its scores with only that layer quantized. Each step records both verdicts of
-    `validate.check` and passes on its scores (`validate.passed`: int8's embeddings inform,
+    layer is the validation error of its scores with only that layer quantized. Each step
+    records both verdicts of `validate.check` and passes on its scores (`validate.passed`: int8's embeddings inform,
     see `validate`). When no int8 within the cap passes, DST is removed and the report
     carries the `reason`.
     """
@@ -79,19 +79,20 @@ def quantize_accurately(
         graphs.calibrate(raw, *calibration, ranges)
         raw.unlink()
 
-        outputs: list[validate.Outputs] = []  # the latest trial's, for the caller when it passes
+        latest: validate.Outputs | None = None  # the last trial's outputs, for the caller when it passes
 
         def measure(weights: str, exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> dict[str, Any]:
+            nonlocal latest
             graphs.quantize_int8(light, dst, ranges, weights=weights, exclude=tuple(exclude), only=only)
             put_back(dst, dst, *table)
-            outputs[:] = [validate.onnx_outputs(dst, ids, mask)]
-            return validate.check(reference, outputs[0], "int8")
+            latest = validate.onnx_outputs(dst, ids, mask)
+            return validate.check(reference, latest, "int8")
 
         steps = []
         for weights in WEIGHT_TYPES:
             steps.append({"weights": weights, "fp32_layers": [], "fp32_nodes": [], **measure(weights)})
             if validate.passed(steps[-1], "int8"):
-                return {"method": METHOD, "weights": weights, "fp32_nodes": [], "steps": steps}, outputs[0]
+                return {"method": METHOD, "weights": weights, "fp32_nodes": [], "steps": steps}, latest
         weights = max(steps, key=lambda step: step["validation"]["label_agreement"])["weights"]
         flops = graphs.matmul_nodes(light)
         units = layer_units(flops)
@@ -112,7 +113,7 @@ def quantize_accurately(
                 report = {
                     "method": METHOD, "weights": weights, "fp32_nodes": nodes, "steps": steps, "sensitivity": sensitivity,
                 }
-                return report, outputs[0]
+                return report, latest
     dst.unlink(missing_ok=True)
     reason = (
         f"int8 misses its tolerance with {' and '.join(WEIGHT_TYPES)} weights, and with {len(kept)} of "

@@ -70,19 +70,17 @@ def put_back(src: Path, dst: Path, name: str, table: Path) -> None:
     dtype = np.dtype(tensor_dtype_to_np_dtype(found.data_type))
     header = onnx.TensorProto(name=name, dims=full.shape, data_type=found.data_type)
     model.graph.initializer.remove(found)
-    _write_with_initializer(model, header, full.size * dtype.itemsize, _blocks(table, dtype), dst)
+    _write_with_initializer(model, header, full.size * dtype.itemsize, _blocks(full, dtype), dst)
 
 
-def _blocks(table: Path, dtype: np.dtype, rows: int = 8192) -> Iterator[np.ndarray]:
-    """TABLE's rows in DTYPE, ROWS at a time, read from the file: a whole converted copy, or
-    memory-mapped pages, would count against the pass's memory."""
-    with open(table, "rb") as file:
-        version = np.lib.format.read_magic(file)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, stored = read_header(file)
-        block_bytes = rows * shape[1] * stored.itemsize
-        while block := file.read(block_bytes):
-            values = np.frombuffer(block, dtype=stored).reshape(-1, shape[1])
+def _blocks(full: np.memmap, dtype: np.dtype, rows: int = 8192) -> Iterator[np.ndarray]:
+    """The rows of FULL (the memory-mapped table) in DTYPE, ROWS at a time, read from its file:
+    a whole converted copy, or the mapped pages, would count against the pass's memory."""
+    width = full.shape[1]
+    with open(full.filename, "rb") as file:
+        file.seek(full.offset)
+        while block := file.read(rows * width * full.itemsize):
+            values = np.frombuffer(block, dtype=full.dtype).reshape(-1, width)
             yield to_float16(values) if dtype == np.float16 else values.astype(dtype, copy=False)
 
 
@@ -99,8 +97,8 @@ def refer_to(src: Path, dst: Path, name: str, table: Path) -> None:
 
     model = onnx.load(str(src))
     found, full = _stand_in(model, src, name, table)
-    if found.data_type != onnx.TensorProto.FLOAT or full.dtype != np.float32 or not full.flags.c_contiguous:
-        raise ExportError(f"{src.name}: only an fp32 table in C order can be referred to in place")
+    if found.data_type != onnx.TensorProto.FLOAT or full.dtype != np.float32:
+        raise ExportError(f"{src.name}: only an fp32 table can be referred to in place")
     if dst.parent.resolve() != table.parent.resolve():
         raise ExportError(f"{dst} must lie beside {table.name}, which it refers to")
     header = onnx.TensorProto(name=name, dims=full.shape, data_type=found.data_type)
@@ -114,9 +112,12 @@ def refer_to(src: Path, dst: Path, name: str, table: Path) -> None:
 
 
 def _stand_in(model, src: Path, name: str, table: Path):
-    """MODEL's initializer NAME, which stands in for TABLE, and TABLE memory-mapped."""
+    """MODEL's initializer NAME, which stands in for TABLE, and TABLE memory-mapped (its rows
+    are read from the file as they lie in it, so it must be in C order)."""
     found = [init for init in model.graph.initializer if init.name == name]
     full = np.load(table, mmap_mode="r")
+    if not full.flags.c_contiguous:
+        raise ExportError(f"{table.name} is not in C order")
     if len(found) != 1 or list(found[0].dims[1:]) != list(full.shape[1:]):
         raise ExportError(f"{src.name} has no word-embedding table {name!r} of width {full.shape[1]} to fill in")
     return found[0], full
