@@ -139,18 +139,8 @@ def _build(
         reference, table = _in_child(
             _trace, checkpoint.source, checkpoint.revision, ids, mask, light, table_file, sequence_length
         )
-    fused = work / "_fused-fp32.onnx"
-    with _step("BERT fusions"):
-        fusions = _in_child(graphs.fuse, light, fused, num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
-    _require_fusions(fusions)
-    with _step("fp16 conversions and the full word-embedding table, two passes at a time"):
-        _in_children(
-            (_converted_and_filled, graphs.to_fp16_standard, light, work / VARIANTS["fp16"].file, table, sequence_length),
-            (put_back, fused, work / VARIANTS["fp32"].file, *table),
-            (_converted_and_filled, graphs.fused_to_fp16, fused, work / VARIANTS["fp16-fused"].file, table),
-        )
-        for scratch in (fused, fused.with_name(fused.name + ".data")):
-            scratch.unlink()
+    with _step("BERT fusions and fp16 conversions, each variant given the full word-embedding table"):
+        fusions = _fused_and_converted(light, work, table, sequence_length, config)
     int8_report, int8_outputs = None, None
     if "int8" in wanted:
         with _step(f"int8 static quantization, calibrated on {len(calibration)} tweets"):
@@ -164,8 +154,8 @@ def _build(
                 ids,
                 mask,
             )
-    light.unlink()
-    table_file.unlink()
+    for scratch in (light, light.with_name(light.name + ".data"), table_file):
+        scratch.unlink()
     for name in set(VARIANTS) - set(wanted) - {"fp16-fused"}:
         (work / VARIANTS[name].file).unlink(missing_ok=True)
     kept = [spec for spec in VARIANTS.values() if (work / spec.file).exists()]
@@ -220,8 +210,8 @@ def _trace(
     source: str, revision: str | None, ids, mask, light: Path, table_file: Path, sequence_length: int
 ) -> tuple[validate.Outputs, tuple[str, Path]]:
     """The PyTorch step: reference outputs on IDS/MASK, and the light graph (its word-embedding
-    table cut, the full table saved to TABLE_FILE: see `vigil.export.table`) with the name
-    and file of its table.
+    table cut, the full table saved to TABLE_FILE: see `vigil.export.table`; its weights in
+    LIGHT.data beside it, for `graphs.fuse`) with the name and file of its table.
 
     Run in a child like the ONNX passes, so that the model and torch's allocations are gone
     before they start: the export's parent only keeps the tokenizer and a few arrays.
@@ -231,6 +221,7 @@ def _trace(
     with light_table(model) as full_table:
         graphs.export_fp32(model, light, sequence_length)
         np.save(table_file, full_table)
+    graphs.set_weights_apart(light)
     return reference, (table_name(light), table_file)
 
 
@@ -246,16 +237,32 @@ def _in_child(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return pool.submit(function, *args, **kwargs).result()
 
 
-def _in_children(*calls: tuple[Any, ...]) -> list[Any]:
-    """Run CALLS, each (function, *args), each in a fresh process (`_in_child`), two at a time;
-    their results.
+def _fused_and_converted(light: Path, work: Path, table: tuple[str, Path], sequence_length: int, config) -> dict[str, int]:
+    """The fp32, fused fp16 and standard fp16 variants made from LIGHT (each pass in a child of
+    its own, `_in_child`), with the fusion counts.
 
-    The conversion passes run Python on one core each, so two of them use both cores of a
-    small machine. Only passes light enough to pair go through here: on the full-size model
-    the export's peak (3.2 GiB for all its processes) is still the fusion pass's, alone.
+    The passes run Python on one core each, so two run at a time, which uses both cores of a
+    small machine: the standard fp16 conversion (it needs only the light graph) starts beside
+    the fusions and goes on beside the first pass that needs the fused graph; the last pass
+    waits for a free core. Any two of them fit the export's memory bound: on the full-size
+    model the fusions take 0.5 GiB (see `graphs.fuse`), each conversion 1.5 to 1.8 GiB.
     """
+    fused = work / "_fused-fp32.onnx"
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pair:
-        return list(pair.map(lambda call: _in_child(*call), calls))
+        standard = pair.submit(
+            _in_child, _converted_and_filled, graphs.to_fp16_standard, light, work / VARIANTS["fp16"].file, table, sequence_length
+        )
+        fusions = _in_child(graphs.fuse, light, fused, num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
+        _require_fusions(fusions)
+        from_fused = [
+            pair.submit(_in_child, _converted_and_filled, graphs.fused_to_fp16, fused, work / VARIANTS["fp16-fused"].file, table),
+            pair.submit(_in_child, put_back, fused, work / VARIANTS["fp32"].file, *table),
+        ]
+        for future in (standard, *from_fused):
+            future.result()
+    for scratch in (fused, fused.with_name(fused.name + ".data")):
+        scratch.unlink()
+    return fusions
 
 
 def _converted_and_filled(convert: Callable[..., None], src: Path, dst: Path, table: tuple[str, Path], *args: Any) -> None:

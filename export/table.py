@@ -90,17 +90,19 @@ def refer_to(src: Path, dst: Path, name: str, table: Path) -> None:
 
     For scratch graphs that are only run, such as the calibration's: no copy of the table is
     written, and ONNX's shape inference, which writes out the whole model it infers, skips
-    it (5 s on the full-size model). DST must lie in TABLE's folder: external data is named
-    by a path relative to the model.
+    it (5 s on the full-size model). Where SRC keeps its other weights in external data
+    (`graphs.set_weights_apart`), DST refers to them where they lie as well. DST must lie in
+    the folder of TABLE and of SRC: external data is named by a path relative to the model.
     """
     import onnx
 
-    model = onnx.load(str(src))
+    model = onnx.load(str(src), load_external_data=False)
     found, full = _stand_in(model, src, name, table)
     if found.data_type != onnx.TensorProto.FLOAT or full.dtype != np.float32:
         raise ExportError(f"{src.name}: only an fp32 table can be referred to in place")
-    if dst.parent.resolve() != table.parent.resolve():
-        raise ExportError(f"{dst} must lie beside {table.name}, which it refers to")
+    for beside in (table, src):
+        if dst.parent.resolve() != beside.parent.resolve():
+            raise ExportError(f"{dst} must lie beside {beside.name}, which it refers to")
     header = onnx.TensorProto(name=name, dims=full.shape, data_type=found.data_type)
     header.data_location = onnx.TensorProto.EXTERNAL
     for key, value in (("location", table.name), ("offset", str(full.offset)), ("length", str(full.nbytes))):
