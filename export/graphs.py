@@ -153,7 +153,8 @@ def fuse(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> dict[str,
     import onnx
     from onnxruntime.transformers.optimizer import optimize_model
 
-    if dst.parent.resolve() != src.parent.resolve():
+    src, dst = src.resolve(), dst.resolve()  # before the working folder changes
+    if dst.parent != src.parent:
         raise ExportError(f"{dst} must lie beside {src.name}, whose weights it refers to")
     graph = onnx.load(str(src), load_external_data=False)
     # ONNX reads a lone tensor's external data relative to the working folder.
@@ -161,7 +162,7 @@ def fuse(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> dict[str,
         warnings.simplefilter("ignore")
         model = optimize_model(graph, model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0)
         stats = model.get_fused_operator_statistics()
-        model.save_model_to_file(str(dst.resolve()), use_external_data_format=True)
+        model.save_model_to_file(str(dst), use_external_data_format=True)
     fused = {op: int(stats.get(op, 0)) for op in EXPECTED_FUSIONS}
     missing = [op for op, count in fused.items() if count == 0]
     if missing:

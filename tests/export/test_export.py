@@ -237,3 +237,14 @@ def test_the_fallback_tries_layers_in_fp32_within_the_cap(
     assert [first["weights"], second["weights"]] == ["int8", "uint8"]
     better = max((first, second), key=lambda step: step["validation"]["label_agreement"])
     assert fallback["weights"] == better["weights"]
+
+
+def test_export_to_a_relative_path(tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the README runs it (`vigil export ./standin artifacts/standin`): the passes get
+    paths relative to where export was started, and one of them changes folder."""
+    monkeypatch.chdir(tmp_path)
+    manifest = artifact.export_artifact(Path("artifacts") / "tiny", str(tiny_checkpoint), variants=("fp16",))
+    assert Path.cwd() == tmp_path
+    assert sorted(p.name for p in (tmp_path / "artifacts" / "tiny").iterdir()) == sorted(
+        ["manifest.json", "tokenizer.json", *(entry["file"] for entry in manifest["variants"].values())]
+    )

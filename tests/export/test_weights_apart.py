@@ -64,14 +64,24 @@ def test_fusing_a_graph_without_its_weights_makes_the_same_fp32_variant(traced: 
     np.testing.assert_allclose(validate.onnx_logits(traced["root"] / "apart" / "fp32.onnx", ids, mask), expected, atol=1e-5)
 
 
-def test_fuse_keeps_the_working_folder_and_refuses_to_write_away_from_its_weights(traced: dict, tmp_path: Path) -> None:
+def test_fuse_takes_relative_paths_and_keeps_the_working_folder(traced: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vigil export ./standin artifacts/standin` hands fuse paths relative to where it was run."""
+    monkeypatch.chdir(traced["root"])
+    light = Path("apart") / "light.onnx"
+    graphs.fuse(light, light.with_name("relative.onnx"), num_heads=traced["heads"], hidden_size=traced["hidden"])
+    assert Path.cwd() == traced["root"]
+    assert (traced["root"] / "apart" / "relative.onnx").is_file()
+    put_back(light.with_name("relative.onnx"), light.with_name("relative-fp32.onnx"), table_name(light), light.with_name("table.npy"))
+    ids, mask = _sample(traced)
+    expected = validate.onnx_logits(traced["root"] / "full.onnx", ids, mask)
+    np.testing.assert_allclose(validate.onnx_logits(light.with_name("relative-fp32.onnx"), ids, mask), expected, atol=1e-5)
+
+
+def test_fuse_refuses_to_write_away_from_its_weights(traced: dict, tmp_path: Path) -> None:
     light = traced["root"] / "apart" / "light.onnx"
-    before = Path.cwd()
     with pytest.raises(ExportError, match="must lie beside light.onnx"):
         graphs.fuse(light, tmp_path / "fused.onnx", num_heads=traced["heads"], hidden_size=traced["hidden"])
     assert not (tmp_path / "fused.onnx").exists()
-    graphs.fuse(light, light.with_name("again.onnx"), num_heads=traced["heads"], hidden_size=traced["hidden"])
-    assert Path.cwd() == before
 
 
 def test_a_graph_referring_to_the_table_also_refers_to_the_weights_set_apart(traced: dict) -> None:
