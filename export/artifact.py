@@ -243,9 +243,10 @@ def _fused_and_converted(light: Path, work: Path, table: tuple[str, Path], seque
 
     The passes run Python on one core each, so two run at a time, which uses both cores of a
     small machine: the standard fp16 conversion (it needs only the light graph) starts beside
-    the fusions and goes on beside the first pass that needs the fused graph; the last pass
-    waits for a free core. Any two of them fit the export's memory bound: on the full-size
-    model the fusions take 0.5 GiB (see `graphs.fuse`), each conversion 1.5 to 1.8 GiB.
+    the fusions and goes on beside the fp32 put-back, then beside the fused fp16 conversion.
+    On the full-size model the fusions take 0.5 GiB (see `graphs.fuse`), the others 1.5 to
+    1.8 GiB each; the two heaviest, the put-back and the fused conversion, never run side by
+    side (together with the export's own process they reached 3.9 GiB).
     """
     fused = work / "_fused-fp32.onnx"
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pair:
@@ -255,8 +256,8 @@ def _fused_and_converted(light: Path, work: Path, table: tuple[str, Path], seque
         fusions = _in_child(graphs.fuse, light, fused, num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
         _require_fusions(fusions)
         from_fused = [
-            pair.submit(_in_child, _converted_and_filled, graphs.fused_to_fp16, fused, work / VARIANTS["fp16-fused"].file, table),
             pair.submit(_in_child, put_back, fused, work / VARIANTS["fp32"].file, *table),
+            pair.submit(_in_child, _converted_and_filled, graphs.fused_to_fp16, fused, work / VARIANTS["fp16-fused"].file, table),
         ]
         for future in (standard, *from_fused):
             future.result()
