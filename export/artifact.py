@@ -154,7 +154,7 @@ def _build(
                 ids,
                 mask,
             )
-    for scratch in (light, light.with_name(light.name + ".data"), table_file):
+    for scratch in (light, graphs.weights_file(light), table_file):
         scratch.unlink()
     for name in set(VARIANTS) - set(wanted) - {"fp16-fused"}:
         (work / VARIANTS[name].file).unlink(missing_ok=True)
@@ -261,7 +261,7 @@ def _fused_and_converted(light: Path, work: Path, table: tuple[str, Path], seque
         ]
         for future in (standard, *from_fused):
             future.result()
-    for scratch in (fused, fused.with_name(fused.name + ".data")):
+    for scratch in (fused, graphs.weights_file(fused)):
         scratch.unlink()
     return fusions
 

@@ -53,6 +53,7 @@ __all__ = [
     "quantize_int8",
     "set_weights_apart",
     "to_fp16_standard",
+    "weights_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -125,13 +126,19 @@ def fix_sequence_axis(model, sequence_length: int) -> None:
         graph_input.type.tensor_type.shape.dim[1].dim_value = sequence_length
 
 
+def weights_file(path: Path) -> Path:
+    """PATH.data: where the graph PATH keeps its weights when they lie apart (`set_weights_apart`,
+    `fuse`; ONNX Runtime's save names its data file so)."""
+    return path.with_name(path.name + ".data")
+
+
 def set_weights_apart(path: Path) -> None:
-    """Rewrite PATH with its weights in PATH.data beside it (ONNX external data): the graph
-    alone is then a few hundred kilobytes, which `fuse` loads without the weights."""
+    """Rewrite PATH with its weights in `weights_file(PATH)` beside it (ONNX external data): the
+    graph alone is then a few hundred kilobytes, which `fuse` loads without the weights."""
     import onnx
 
     model = onnx.load(str(path))
-    data = path.with_name(path.name + ".data")
+    data = weights_file(path)
     data.unlink(missing_ok=True)  # ONNX appends to an existing data file
     onnx.save(model, str(path), save_as_external_data=True, location=data.name)
 

@@ -68,9 +68,9 @@ def quantize_accurately(
     every trial quantizes it before TABLE (initializer name, .npy file) is put back, and
     calibration runs once on a copy that reads the full table in place. Sensitivity of a
     layer is the validation error of its scores with only that layer quantized. Each step
-    records both verdicts of `validate.check` and passes on its scores (`validate.passed`: int8's embeddings inform,
-    see `validate`). When no int8 within the cap passes, DST is removed and the report
-    carries the `reason`.
+    records both verdicts of `validate.check` and passes on its scores (`validate.passed`:
+    int8's embeddings inform, see `validate`). When no int8 within the cap passes, DST is
+    removed and the report carries the `reason`.
     """
     with tempfile.TemporaryDirectory(prefix="vigil-calibration-") as scratch:
         ranges = Path(scratch) / "ranges.json"
