@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from vigil.runtime.manifest import INPUT_NAMES
 
 from . import validate
@@ -234,26 +234,56 @@ def calibrate(src: Path, ids, mask, ranges: Path) -> None:
 
     Calibration is its own step, on the graph with its full word-embedding table: the
     quantization runs on the light graph (see `vigil.export.table`), which cannot score
-    real tweets. Batches of 16 keep the activations it catches small, and the augmented
-    model's weights stay in an external file (peak on the full-size model: 5.2 GiB with
-    batches of 64, 2.4 GiB so). Each batch holds tweets of similar length, cut to its
-    longest: padded positions are masked out of every score, so their activations have no
-    business widening a range (and skipping them saves a quarter of the positions).
+    real tweets. The ranges are exactly those of ONNX Runtime's MinMax calibrator (a test
+    holds them equal): the same tensors, each reduced to its minimum and maximum inside the
+    graph, run unoptimised. It is done here because that calibrator loads every weight and
+    writes it out again for its augmented graph (7 of its 15 s on the full-size model); this
+    augmented graph lies beside SRC and reads SRC's weights in place. Each batch holds 16
+    tweets of similar length, cut to its longest: padded positions are masked out of every
+    score, so their activations have no business widening a range (and skipping them saves
+    a quarter of the positions).
     """
-    from onnxruntime.quantization import CalibrationMethod, create_calibrator
-    from onnxruntime.quantization.calibrate import save_tensors_data
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
 
-    reader = _Calibration(ids, mask, batch_size=16)
-    with tempfile.TemporaryDirectory(prefix="vigil-calibration-") as scratch:
-        calibrator = create_calibrator(
-            src,
-            ["MatMul"],
-            augmented_model_path=str(Path(scratch) / "augmented.onnx"),
-            calibrate_method=CalibrationMethod.MinMax,
-            use_external_data_format=True,
-        )
-        calibrator.collect_data(reader)
-        save_tensors_data(calibrator.compute_data(), ranges)
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(src), load_external_data=False))
+    tensors = _matmul_activations(model)
+    for name in tensors:
+        for reduce in ("ReduceMin", "ReduceMax"):
+            model.graph.node.append(onnx.helper.make_node(reduce, [name], [f"{name}/{reduce}"], keepdims=0))
+            model.graph.output.append(onnx.helper.make_tensor_value_info(f"{name}/{reduce}", onnx.TensorProto.FLOAT, []))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the calibrator's own choice
+    augmented = src.with_name(f"{src.stem}-augmented.onnx")
+    onnx.save(model, str(augmented))
+    try:
+        session = ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
+    finally:
+        augmented.unlink()
+    outputs = [f"{name}/{reduce}" for name in tensors for reduce in ("ReduceMin", "ReduceMax")]
+    lowest, highest = np.full(len(tensors), np.inf, np.float32), np.full(len(tensors), -np.inf, np.float32)
+    for rows, width in validate.by_length(mask, batch_size=16):
+        found = session.run(outputs, {INPUT_NAMES[0]: ids[rows, :width], INPUT_NAMES[1]: mask[rows, :width]})
+        lowest, highest = np.fmin(lowest, found[0::2]), np.fmax(highest, found[1::2])
+    pairs = {name: (lowest[i : i + 1], highest[i : i + 1]) for i, name in enumerate(tensors)}
+    save_tensors_data(TensorsData(CalibrationMethod.MinMax, pairs), ranges)
+
+
+def _matmul_activations(model) -> list[str]:
+    """The float tensors, other than weights, that MODEL's MatMuls read or write: what the
+    quantizer asks ranges for (ONNX Runtime's calibrator selects the same)."""
+    import onnx
+
+    floats = {
+        info.name
+        for info in (*model.graph.value_info, *model.graph.output, *model.graph.input)
+        if info.type.tensor_type.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    }
+    weights = {init.name for init in model.graph.initializer}
+    names = (name for node in model.graph.node if node.op_type == "MatMul" for name in (*node.input, *node.output))
+    return sorted({name for name in names if name in floats and name not in weights})
 
 
 def quantize_int8(
@@ -361,17 +391,3 @@ def matmul_nodes(path: Path) -> dict[str, int]:
         for node in model.graph.node
         if node.op_type == "MatMul" and node.input[1] in weights and len(weights[node.input[1]]) == 2
     }
-
-
-class _Calibration:
-    """Feeds the calibration tweets to ONNX Runtime's calibrator, BATCH_SIZE of similar length
-    at a time, each batch cut to its longest."""
-
-    def __init__(self, ids, mask, batch_size: int) -> None:
-        self._pending = (
-            {INPUT_NAMES[0]: ids[rows, :width], INPUT_NAMES[1]: mask[rows, :width]}
-            for rows, width in validate.by_length(mask, batch_size)
-        )
-
-    def get_next(self):
-        return next(self._pending, None)

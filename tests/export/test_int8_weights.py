@@ -50,6 +50,43 @@ def test_weights_are_quantized_to_the_type_asked_for(calibrated, tmp_path: Path,
     assert np.abs(scores - reference).max() < 0.5 * np.abs(reference).max()  # still the same model
 
 
+def test_ranges_are_onnx_runtimes_own(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """vigil's calibration reads the weights in place, yet measures exactly what ONNX Runtime's
+    MinMax calibrator measures, on the same tweets, and leaves no augmented graph behind."""
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    plain = tmp_path / "plain.onnx"
+    graphs.export_fp32(load_checkpoint(str(tiny_checkpoint)).model, plain, 32)
+    graphs.set_weights_apart(plain)
+    tokenizer = load_tokenizer(tiny_checkpoint / "tokenizer.json", 32, 0)
+    ids, mask = encode(tokenizer, validate.load_calibration(None, validate.load_sample())[:40])
+    graphs.calibrate(plain, ids, mask, tmp_path / "ranges.json")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["plain.onnx", "plain.onnx.data", "ranges.json"]
+
+    calibrator = create_calibrator(
+        plain, ["MatMul"], augmented_model_path=str(tmp_path / "augmented.onnx"), calibrate_method=CalibrationMethod.MinMax
+    )
+    calibrator.collect_data(_Batches(ids, mask))
+    expected = calibrator.compute_data().data
+    found = load_tensors_data(tmp_path / "ranges.json").data
+    assert sorted(found) == sorted(expected) and len(found) > 2 * len(graphs.matmul_nodes(plain))
+    for name, data in expected.items():
+        np.testing.assert_array_equal(found[name].range_value, data.range_value, err_msg=name)
+
+
+class _Batches:
+    """The calibration tweets as ONNX Runtime's calibrator reads them: 16 of similar length at a
+    time, each batch cut to its longest, as vigil's calibration runs them."""
+
+    def __init__(self, ids: np.ndarray, mask: np.ndarray) -> None:
+        self._feeds = (
+            {"input_ids": ids[rows, :width], "attention_mask": mask[rows, :width]} for rows, width in validate.by_length(mask, 16)
+        )
+
+    def get_next(self) -> dict | None:
+        return next(self._feeds, None)
+
 
 def test_quantizing_logs_no_advice_to_preprocess_the_graph(calibrated, tmp_path: Path, caplog) -> None:
     """vigil quantizes the plain graph on purpose; ONNX Runtime's advice otherwise would mislead."""
