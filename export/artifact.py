@@ -9,6 +9,7 @@ is complete).
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import multiprocessing
 import platform
@@ -139,21 +140,15 @@ def _build(
         reference, table = _in_child(
             _trace, checkpoint.source, checkpoint.revision, ids, mask, light, table_file, sequence_length
         )
-    with _step("BERT fusions and fp16 conversions, each variant given the full word-embedding table"):
-        fusions = _fused_and_converted(light, work, table, sequence_length, config)
-    int8_report, int8_outputs = None, None
+    quantize = None
     if "int8" in wanted:
-        with _step(f"int8 static quantization, calibrated on {len(calibration)} tweets"):
-            int8_report, int8_outputs = _in_child(
-                int8.quantize_accurately,
-                light,
-                table,
-                work / VARIANTS["int8"].file,
-                encode(tokenizer, calibration),
-                reference,
-                ids,
-                mask,
-            )
+        quantize = functools.partial(
+            _in_child, int8.quantize_accurately, light, table, work / VARIANTS["int8"].file, encode(tokenizer, calibration), reference, ids, mask
+        )
+    also = f" and int8 static quantization calibrated on {len(calibration)} tweets" if quantize else ""
+    with _step(f"BERT fusions, fp16 conversions{also}, each variant given the full word-embedding table"):
+        fusions, quantized = _made_from_light(light, work, table, sequence_length, config, quantize)
+    int8_report, int8_outputs = quantized or (None, None)
     for scratch in (light, graphs.weights_file(light), table_file):
         scratch.unlink()
     for name in set(VARIANTS) - set(wanted) - {"fp16-fused"}:
@@ -237,19 +232,24 @@ def _in_child(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return pool.submit(function, *args, **kwargs).result()
 
 
-def _fused_and_converted(light: Path, work: Path, table: tuple[str, Path], sequence_length: int, config) -> dict[str, int]:
+def _made_from_light(
+    light: Path, work: Path, table: tuple[str, Path], sequence_length: int, config, quantize: Callable[[], Any] | None
+) -> tuple[dict[str, int], Any]:
     """The fp32, fused fp16 and standard fp16 variants made from LIGHT (each pass in a child of
-    its own, `_in_child`), with the fusion counts.
+    its own, `_in_child`), with the fusion counts, and what QUANTIZE (the int8 pass, when
+    asked for) returns.
 
-    The passes run Python on one core each, so two run at a time, which uses both cores of a
-    small machine: the standard fp16 conversion (it needs only the light graph) starts beside
-    the fusions and goes on beside the fp32 put-back, then beside the fused fp16 conversion.
-    On the full-size model the fusions take 0.5 GiB (see `graphs.fuse`), the others 1.5 to
-    1.8 GiB each; the two heaviest, the put-back and the fused conversion, never run side by
-    side (together with the export's own process they reached 3.9 GiB).
+    Every pass runs on one core, so that two run side by side on a small machine without
+    fighting over it (ONNX Runtime's threads beside a busy core made the pair slower than
+    one after the other): int8 (its calibration on one thread, see `graphs.calibrate`) on
+    one core, and on the other the standard fp16 conversion, the fusions, the fp32 put-back
+    and the fused fp16 conversion in turn. int8 scores its trials on both cores, by when the
+    conversions are done. On the full-size model the fusions take 0.5 GiB (see
+    `graphs.fuse`), the conversions and put-backs 1.5 to 1.8 GiB each, int8 1.9 GiB.
     """
     fused = work / "_fused-fp32.onnx"
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pair:
+        quantized = pair.submit(quantize) if quantize else None
         standard = pair.submit(
             _in_child, _converted_and_filled, graphs.to_fp16_standard, light, work / VARIANTS["fp16"].file, table, sequence_length
         )
@@ -263,7 +263,7 @@ def _fused_and_converted(light: Path, work: Path, table: tuple[str, Path], seque
             future.result()
     for scratch in (fused, graphs.weights_file(fused)):
         scratch.unlink()
-    return fusions
+    return fusions, quantized.result() if quantized else None
 
 
 def _converted_and_filled(convert: Callable[..., None], src: Path, dst: Path, table: tuple[str, Path], *args: Any) -> None:

@@ -256,6 +256,7 @@ def calibrate(src: Path, ids, mask, ranges: Path) -> None:
             model.graph.output.append(onnx.helper.make_tensor_value_info(f"{name}/{reduce}", onnx.TensorProto.FLOAT, []))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the calibrator's own choice
+    options.intra_op_num_threads = 1  # export runs it beside a conversion pass, on the other core
     augmented = src.with_name(f"{src.stem}-augmented.onnx")
     onnx.save(model, str(augmented))
     try:
