@@ -142,8 +142,9 @@ def _build(
         )
     quantize = None
     if "int8" in wanted:
+        int8_file, calibrated = work / VARIANTS["int8"].file, encode(tokenizer, calibration)
         quantize = functools.partial(
-            _in_child, int8.quantize_accurately, light, table, work / VARIANTS["int8"].file, encode(tokenizer, calibration), reference, ids, mask
+            _in_child, int8.quantize_accurately, light, table, int8_file, calibrated, reference, ids, mask
         )
     also = f" and int8 static quantization calibrated on {len(calibration)} tweets" if quantize else ""
     with _step(f"BERT fusions, fp16 conversions{also}, each variant given the full word-embedding table"):

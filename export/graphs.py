@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from vigil.runtime.manifest import INPUT_NAMES
@@ -57,6 +58,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_REDUCTIONS = ("ReduceMin", "ReduceMax")  # what calibration measures of each tensor, in this order
 
 OUTPUT_NAME = "logits"
 # Output 1: logits stay output 0, the runtime's contract since the first artifact.
@@ -243,27 +246,11 @@ def calibrate(src: Path, ids, mask, ranges: Path) -> None:
     score, so their activations have no business widening a range (and skipping them saves
     a quarter of the positions).
     """
-    import onnx
-    import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
 
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(src), load_external_data=False))
-    tensors = _matmul_activations(model)
-    for name in tensors:
-        for reduce in ("ReduceMin", "ReduceMax"):
-            model.graph.node.append(onnx.helper.make_node(reduce, [name], [f"{name}/{reduce}"], keepdims=0))
-            model.graph.output.append(onnx.helper.make_tensor_value_info(f"{name}/{reduce}", onnx.TensorProto.FLOAT, []))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the calibrator's own choice
-    options.intra_op_num_threads = 1  # export runs it beside a conversion pass, on the other core
-    augmented = src.with_name(f"{src.stem}-augmented.onnx")
-    onnx.save(model, str(augmented))
-    try:
-        session = ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
-    finally:
-        augmented.unlink()
-    outputs = [f"{name}/{reduce}" for name in tensors for reduce in ("ReduceMin", "ReduceMax")]
+    session, tensors = _range_session(src)
+    outputs = [_range_name(name, reduce) for name in tensors for reduce in _REDUCTIONS]
     lowest, highest = np.full(len(tensors), np.inf, np.float32), np.full(len(tensors), -np.inf, np.float32)
     for rows, width in validate.by_length(mask, batch_size=16):
         found = session.run(outputs, {INPUT_NAMES[0]: ids[rows, :width], INPUT_NAMES[1]: mask[rows, :width]})
@@ -272,15 +259,47 @@ def calibrate(src: Path, ids, mask, ranges: Path) -> None:
     save_tensors_data(TensorsData(CalibrationMethod.MinMax, pairs), ranges)
 
 
+def _range_session(src: Path) -> tuple[Any, list[str]]:
+    """A session of SRC (fp32) that also outputs the minimum and maximum (`_range_name`) of
+    each tensor `_matmul_activations` names, with those names. Unoptimised, as ONNX Runtime's
+    calibrator runs it, and on one thread: export runs it beside a conversion pass, which
+    takes the other core. Its graph is written beside SRC so that it reads SRC's weights
+    in place, and removed once loaded."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(src), load_external_data=False))
+    tensors = _matmul_activations(model)
+    for name in tensors:
+        for reduce in _REDUCTIONS:
+            output = _range_name(name, reduce)
+            model.graph.node.append(onnx.helper.make_node(reduce, [name], [output], keepdims=0))
+            model.graph.output.append(onnx.helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, []))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    augmented = src.with_name(f"{src.stem}-augmented.onnx")
+    onnx.save(model, str(augmented))
+    try:
+        return ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"]), tensors
+    finally:
+        augmented.unlink()
+
+
+def _range_name(tensor: str, reduce: str) -> str:
+    """The `_range_session` output that holds TENSOR's REDUCE ("ReduceMin" or "ReduceMax")."""
+    return f"{tensor}/{reduce}"
+
+
 def _matmul_activations(model) -> list[str]:
-    """The float tensors, other than weights, that MODEL's MatMuls read or write: what the
+    """The fp32 tensors, other than weights, that MODEL's MatMuls read or write: what the
     quantizer asks ranges for (ONNX Runtime's calibrator selects the same)."""
     import onnx
 
     floats = {
         info.name
         for info in (*model.graph.value_info, *model.graph.output, *model.graph.input)
-        if info.type.tensor_type.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+        if info.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     }
     weights = {init.name for init in model.graph.initializer}
     names = (name for node in model.graph.node if node.op_type == "MatMul" for name in (*node.input, *node.output))
