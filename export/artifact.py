@@ -92,11 +92,13 @@ def export_artifact(
     texts = validate.load_sample(sample_file)
     calibration = validate.load_calibration(calibration_file, texts) if "int8" in variants else []
     started = time.perf_counter()
-    checkpoint = load_checkpoint(source, revision, weights=False)
-    with renamed_on_success(out, directory=True) as work:
-        manifest = _build(checkpoint, work, sequence_length, sample_file, texts, calibration, variants)
-        manifest["export_seconds"] = round(time.perf_counter() - started, 1)
-        write_json_atomic(work / MANIFEST_FILE, manifest)
+    with _child() as pytorch:
+        pytorch.submit(_import_pytorch)  # while this process reads the config and tokenizer
+        checkpoint = load_checkpoint(source, revision, weights=False)
+        with renamed_on_success(out, directory=True) as work:
+            manifest = _build(pytorch, checkpoint, work, sequence_length, sample_file, texts, calibration, variants)
+            manifest["export_seconds"] = round(time.perf_counter() - started, 1)
+            write_json_atomic(work / MANIFEST_FILE, manifest)
     return manifest
 
 
@@ -123,9 +125,10 @@ def _require_onnxruntime() -> None:
 
 
 def _build(
-    checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file, texts, calibration, wanted
+    pytorch: concurrent.futures.Executor, checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file, texts, calibration, wanted
 ) -> dict[str, Any]:
-    """Write tokenizer and variants into WORK, validate them, return the manifest."""
+    """Write tokenizer and variants into WORK, validate them, return the manifest. PYTORCH is
+    the child process (`_child`) the PyTorch step runs in; it ends after that step."""
     config = checkpoint.config
     pad_id = int(config.pad_token_id or 0)
     tokenizer_path = work / TOKENIZER_FILE
@@ -137,9 +140,9 @@ def _build(
 
     light, table_file = work / "_light-fp32.onnx", work / "_word-embeddings.npy"
     with _step(f"PyTorch reference on {len(texts)} tweets, TorchScript export (opset {graphs.OPSET})"):
-        reference, table = _in_child(
-            _trace, checkpoint.source, checkpoint.revision, ids, mask, light, table_file, sequence_length
-        )
+        traced = pytorch.submit(_trace, checkpoint.source, checkpoint.revision, ids, mask, light, table_file, sequence_length)
+        reference, table = traced.result()
+        pytorch.shutdown()  # its memory is gone before the passes below start
     quantize = None
     if "int8" in wanted:
         int8_file, calibrated = work / VARIANTS["int8"].file, encode(tokenizer, calibration)
@@ -221,6 +224,15 @@ def _trace(
     return reference, (table_name(light), table_file)
 
 
+def _import_pytorch() -> None:
+    """The PyTorch child's imports (about 4 s), run before its step is submitted, while the
+    export's own process reads the checkpoint's config and tokenizer. Nothing here reads the
+    checkpoint, so a bad one is still reported by that process, first and alone."""
+    import onnx  # noqa: F401
+    import torch.onnx  # noqa: F401
+    from transformers import BertForSequenceClassification  # noqa: F401
+
+
 def _in_child(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run one memory-heavy ONNX pass in a fresh process, so its peak memory ends with it.
 
@@ -228,9 +240,13 @@ def _in_child(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     run in one process their peaks pile up (11.6 GB for the full-size model, before the
     word-embedding table was set aside as well).
     """
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with _child() as pool:
         return pool.submit(function, *args, **kwargs).result()
+
+
+def _child() -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of one fresh process (spawned: nothing of this process's memory is copied)."""
+    return concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _made_from_light(
