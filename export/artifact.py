@@ -125,7 +125,14 @@ def _require_onnxruntime() -> None:
 
 
 def _build(
-    pytorch: concurrent.futures.Executor, checkpoint: Checkpoint, work: Path, sequence_length: int, sample_file, texts, calibration, wanted
+    pytorch: concurrent.futures.Executor,
+    checkpoint: Checkpoint,
+    work: Path,
+    sequence_length: int,
+    sample_file,
+    texts,
+    calibration,
+    wanted,
 ) -> dict[str, Any]:
     """Write tokenizer and variants into WORK, validate them, return the manifest. PYTORCH is
     the child process (`_child`) the PyTorch step runs in; it ends after that step."""
