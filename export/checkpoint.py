@@ -4,14 +4,20 @@ Export is only as good as what it starts from, so loading refuses anything it wo
 guess about: a model that is not `BertForSequenceClassification`, a head that is not
 multi-label (sigmoid), weights that transformers would silently initialise at random, or a
 tokenizer without a fast (Rust) backend, which the lean runtime needs as `tokenizer.json`.
+
+A hub id is first checked against the hub's reachability: offline, `huggingface_hub` would
+retry each file for about half a minute, printing every retry, before failing. Unreachable,
+the checkpoint loads from the local cache only, and a missing one fails at once, in one line.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ExportError
 from .standin import RANDOM_MARKER
@@ -43,10 +49,11 @@ def load_checkpoint(source: str = DEFAULT_SOURCE, revision: str | None = None, *
     PyTorch work to another.
     """
     local = _is_local(source)
-    config = _load_config(source, revision, local)
+    cached_only = not local and not _hub_reachable()
+    config = _load_config(source, revision, local, cached_only)
     labels = _check_classifier(config, source)
-    model = _load_model(source, revision, config) if weights else None
-    tokenizer = _load_tokenizer(source, revision)
+    model = _load_model(source, revision, config, cached_only) if weights else None
+    tokenizer = _load_tokenizer(source, revision, cached_only)
     return Checkpoint(
         model=model,
         config=config,
@@ -69,17 +76,36 @@ def _is_local(source: str) -> bool:
     raise ExportError(f"checkpoint directory not found: {source}")
 
 
-def _load_config(source: str, revision: str | None, local: bool):
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub (HF_ENDPOINT) accepts a connection, unless HF_HUB_OFFLINE."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = urlsplit(constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout_s).close()
+    except OSError:  # no DNS, refused, no route, timed out
+        return False
+    return True
+
+
+def _load_config(source: str, revision: str | None, local: bool, cached_only: bool):
     from transformers import AutoConfig
 
     if local and not (Path(source) / "config.json").is_file():
         raise ExportError(f"{source} is not a checkpoint directory: it has no config.json")
     try:
-        return AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False)
+        return AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False, local_files_only=cached_only)
     except Exception as exc:  # transformers raises OSError, ValueError or JSON errors here
         reason = _first_line(exc)
         if local:
             raise ExportError(f"{source} has an unreadable config.json: {reason}") from exc
+        if cached_only:
+            raise ExportError(
+                f"cannot load {source!r}: the Hugging Face Hub is not reachable from here and it is not "
+                "in the local cache; pass a local checkpoint directory instead"
+            ) from exc
         raise ExportError(
             f"cannot load {source!r} from the Hugging Face Hub ({reason}); "
             "offline or unknown id? pass a local checkpoint directory instead"
@@ -102,7 +128,7 @@ def _check_classifier(config, source: str) -> tuple[str, ...]:
     return tuple(config.id2label[i] for i in range(config.num_labels))
 
 
-def _load_model(source: str, revision: str | None, config):
+def _load_model(source: str, revision: str | None, config, cached_only: bool):
     import torch
     from transformers import BertForSequenceClassification
 
@@ -117,6 +143,7 @@ def _load_model(source: str, revision: str | None, config):
             dtype=torch.float32,
             trust_remote_code=False,
             output_loading_info=True,
+            local_files_only=cached_only,
         )
     except Exception as exc:  # corrupt safetensors, missing weights file, ...
         raise ExportError(f"cannot load the weights of {source}: {_first_line(exc)}") from exc
@@ -129,11 +156,13 @@ def _load_model(source: str, revision: str | None, config):
     return model.eval()
 
 
-def _load_tokenizer(source: str, revision: str | None):
+def _load_tokenizer(source: str, revision: str | None, cached_only: bool):
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, revision=revision, trust_remote_code=False, local_files_only=cached_only
+        )
     except Exception as exc:
         raise ExportError(f"cannot load the tokenizer of {source}: {_first_line(exc)}") from exc
     if not getattr(tokenizer, "is_fast", False):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,24 @@ def test_unknown_hub_id_while_offline(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     _one_error_line(proc.stderr, "nobody/no-such-model", "Hugging Face Hub", "local checkpoint directory")
+    assert not out.exists()
+
+
+def test_hub_id_while_the_hub_is_unreachable(tmp_path: Path) -> None:
+    """Without HF_HUB_OFFLINE, an unreachable hub (here a closed local port) gets the same one
+    line at once, instead of huggingface_hub retrying each file and printing every retry."""
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf"))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vigil.cli", "export", "nobody/no-such-model", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 1
+    _one_error_line(proc.stderr, "nobody/no-such-model", "not reachable", "local checkpoint directory")
     assert not out.exists()
 
 
