@@ -49,22 +49,43 @@ def test_unknown_hub_id_while_offline(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_hub_id_while_the_hub_is_unreachable(tmp_path: Path) -> None:
-    """Without HF_HUB_OFFLINE, an unreachable hub (here a closed local port) gets the same one
-    line at once, instead of huggingface_hub retrying each file and printing every retry."""
+def _unreachable_hub(tmp_path: Path) -> dict[str, str]:
+    """An environment whose Hugging Face Hub is a closed local port, HF_HUB_OFFLINE unset,
+    with its own empty cache (HF_HOME)."""
     with socket.socket() as probe:  # a port nothing listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"}
-    env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf"))
+    return {**env, "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HOME": str(tmp_path / "hf")}
+
+
+def _export_in_a_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`vigil export ARGS` in a fresh interpreter: huggingface_hub reads its settings on import."""
+    command = [sys.executable, "-m", "vigil.cli", "export", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_hub_id_while_the_hub_is_unreachable(tmp_path: Path) -> None:
+    """Without HF_HUB_OFFLINE, an unreachable hub gets the same one line at once, instead of
+    huggingface_hub retrying each file and printing every retry."""
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "vigil.cli", "export", "nobody/no-such-model", str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
+    proc = _export_in_a_process(_unreachable_hub(tmp_path), "nobody/no-such-model", str(out))
     assert proc.returncode == 1
     _one_error_line(proc.stderr, "nobody/no-such-model", "not reachable", "local checkpoint directory")
     assert not out.exists()
+
+
+def test_hub_id_in_the_cache_loads_while_the_hub_is_unreachable(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    env = _unreachable_hub(tmp_path)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    cached = tmp_path / "hf" / "hub" / "models--someone--tiny"  # huggingface_hub's cache layout
+    shutil.copytree(tiny_checkpoint, cached / "snapshots" / commit)
+    (cached / "refs").mkdir()
+    (cached / "refs" / "main").write_text(commit)
+    out = tmp_path / "out"
+    proc = _export_in_a_process(env, "someone/tiny", str(out), "--variants", "fp16")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "manifest.json").read_text())["source"]["id"] == "someone/tiny"
 
 
 def test_missing_directory(tmp_path: Path) -> None:
