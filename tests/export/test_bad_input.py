@@ -40,10 +40,7 @@ def _one_error_line(output: str, *needles: str) -> None:
 def test_unknown_hub_id_while_offline(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "vigil.cli", "export", "nobody/no-such-model", str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
+    proc = _export_in_a_process(env, "nobody/no-such-model", str(out))
     assert proc.returncode == 1
     _one_error_line(proc.stderr, "nobody/no-such-model", "Hugging Face Hub", "local checkpoint directory")
     assert not out.exists()
