@@ -147,7 +147,8 @@ def _build(
 
     light, table_file = work / "_light-fp32.onnx", work / "_word-embeddings.npy"
     with _step(f"PyTorch reference on {len(texts)} tweets, TorchScript export (opset {graphs.OPSET})"):
-        traced = pytorch.submit(_trace, checkpoint.source, checkpoint.revision, ids, mask, light, table_file, sequence_length)
+        found = (checkpoint.source, checkpoint.revision, checkpoint.cached_only)
+        traced = pytorch.submit(_trace, *found, ids, mask, light, table_file, sequence_length)
         reference, table = traced.result()
         pytorch.shutdown()  # its memory is gone before the passes below start
     quantize = None
@@ -213,16 +214,25 @@ def _build(
 
 
 def _trace(
-    source: str, revision: str | None, ids, mask, light: Path, table_file: Path, sequence_length: int
+    source: str,
+    revision: str | None,
+    cached_only: bool,
+    ids,
+    mask,
+    light: Path,
+    table_file: Path,
+    sequence_length: int,
 ) -> tuple[validate.Outputs, tuple[str, Path]]:
     """The PyTorch step: reference outputs on IDS/MASK, and the light graph (its word-embedding
     table cut, the full table saved to TABLE_FILE: see `vigil.export.table`; its weights in
-    LIGHT.data beside it, for `graphs.fuse`) with the name and file of its table.
+    LIGHT.data beside it, for `graphs.fuse`) with the name and file of its table. The
+    checkpoint is loaded as the export's own process found it (CACHED_ONLY: see
+    `load_checkpoint`), without asking the Hub again.
 
     Run in a child like the ONNX passes, so that the model and torch's allocations are gone
     before they start: the export's parent only keeps the tokenizer and a few arrays.
     """
-    model = load_checkpoint(source, revision).model
+    model = load_checkpoint(source, revision, cached_only=cached_only).model
     reference = validate.reference_outputs(model, ids, mask)
     with light_table(model) as full_table:
         graphs.export_fp32(model, light, sequence_length)
@@ -266,8 +276,9 @@ def _made_from_light(
     Every pass runs on one core, so that two run side by side on a small machine without
     fighting over it (ONNX Runtime's threads beside a busy core made the pair slower than
     one after the other): int8 (its calibration on one thread, see `graphs.calibrate`) on
-    one core, and on the other the standard fp16 conversion, the fusions, the fp32 put-back
-    and the fused fp16 conversion in turn. int8 scores its trials on both cores, by when the
+    one core, and on the other the standard fp16 conversion, the fp32 put-back and the
+    fused fp16 conversion in turn. The fusions (2.5 s), which the last two wait for, run
+    from the start beside both. int8 scores its trials on both cores, by when the
     conversions are done. On the full-size model the fusions take 0.5 GiB (see
     `graphs.fuse`), the conversions and put-backs 1.5 to 1.8 GiB each, int8 1.9 GiB.
     """

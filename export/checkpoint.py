@@ -40,16 +40,21 @@ class Checkpoint:
     revision: str | None
     labels: tuple[str, ...]
     random_weights: dict[str, Any] | None
+    cached_only: bool = False  # a hub id read from the local cache: the Hub did not answer
 
 
-def load_checkpoint(source: str = DEFAULT_SOURCE, revision: str | None = None, *, weights: bool = True) -> Checkpoint:
+def load_checkpoint(
+    source: str = DEFAULT_SOURCE, revision: str | None = None, *, weights: bool = True, cached_only: bool | None = None
+) -> Checkpoint:
     """Load SOURCE (hub id or directory); raise ExportError with one line saying what is wrong.
 
     WEIGHTS=False loads and checks all but the model, for a process that leaves the
-    PyTorch work to another.
+    PyTorch work to another. CACHED_ONLY None asks the Hub whether it answers (for a hub
+    id); that other process passes on the first one's `Checkpoint.cached_only` instead.
     """
     local = _is_local(source)
-    cached_only = not local and not _hub_reachable()
+    if cached_only is None:
+        cached_only = not local and not _hub_reachable()
     config = _load_config(source, revision, local, cached_only)
     labels = _check_classifier(config, source)
     model = _load_model(source, revision, config, cached_only) if weights else None
@@ -62,6 +67,7 @@ def load_checkpoint(source: str = DEFAULT_SOURCE, revision: str | None = None, *
         revision=None if local else getattr(config, "_commit_hash", None) or revision,
         labels=labels,
         random_weights=getattr(config, RANDOM_MARKER, None),
+        cached_only=cached_only,
     )
 
 
