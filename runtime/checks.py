@@ -7,8 +7,11 @@ and return the checked value so that a caller can check and assign in one line.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
-__all__ = ["require_int", "require_ints", "require_number", "require_seconds"]
+from .errors import InputError
+
+__all__ = ["require_int", "require_ints", "require_number", "require_seconds", "require_texts"]
 
 
 def require_int(name: str, value: object, minimum: int = 1, maximum: int | None = None) -> int:
@@ -46,3 +49,11 @@ def require_number(name: str, value: object, *, positive: bool = False, unit: st
 def require_seconds(name: str, value: object, *, positive: bool = False) -> float:
     """A duration: >= 0, or > 0 when POSITIVE (a zero deadline would fail every request)."""
     return require_number(name, value, positive=positive, unit="seconds")
+
+
+def require_texts(texts: Sequence[object], start: int = 0) -> None:
+    """InputError naming the first item of TEXTS that is not a str, by its index plus START
+    (the index of `texts[0]` in the caller's whole input)."""
+    if not all(isinstance(text, str) for text in texts):
+        index, item = next((i, t) for i, t in enumerate(texts) if not isinstance(t, str))
+        raise InputError(f"text {start + index} is {type(item).__name__}, not str")

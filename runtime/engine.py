@@ -41,7 +41,7 @@ from typing import NamedTuple
 import numpy as np
 import onnxruntime as ort
 
-from .checks import require_int
+from .checks import require_int, require_texts
 from .errors import ArtifactError, ClosedError, InputError
 from .manifest import Manifest
 from .model import Model, open_model
@@ -383,7 +383,7 @@ class Classifier:
         one, across window boundaries too.
         """
         for start, window in _batches(texts, _window_size(batch_size)):
-            self._check_types(window, start)  # indices of the input, before any reordering
+            require_texts(window, start)  # indices of the input, before any reordering
             order = sorted(range(len(window)), key=lambda i: len(window[i]))
             windows.append(_Window(start, np.array(order)))
             grouped = [window[i] for i in order]
@@ -420,16 +420,10 @@ class Classifier:
         Returns:
             int64 token ids and attention mask, each [len(texts), sequence_length].
         """
-        self._check_types(texts, start)
+        require_texts(texts, start)
         if self.clean:
             texts = [clean_tweet(text) for text in texts]
         return self._tokenizer.encode(texts)
-
-    @staticmethod
-    def _check_types(texts: Sequence[str], start: int) -> None:
-        if not all(isinstance(text, str) for text in texts):
-            index, item = next((i, t) for i, t in enumerate(texts) if not isinstance(t, str))
-            raise InputError(f"text {start + index} is {type(item).__name__}, not str")
 
     def score(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Probabilities, float32 [n, n_labels], for encoded texts (see `encode`).

@@ -806,3 +806,51 @@ def test_under_load_answers_are_delivered_off_the_dispatcher_thread() -> None:
     assert resolved_on == [f"{name}-deliver"]
 
 
+
+
+# --- the prepare stage -------------------------------------------------------------------
+
+
+def test_prepare_turns_each_batch_into_what_process_takes_on_the_dispatcher() -> None:
+    # What queued behind a busy batch is prepared in one call, as one batch, on the dispatcher
+    # thread; process and weigh see what prepare made, and the record times prepare apart.
+    name = unique_name()
+    gate = Gate(lambda prepared: [x for x in prepared])
+    prepared_on: list[tuple[str, list[int]]] = []
+
+    def negate(items: list[int]) -> list[int]:
+        prepared_on.append((threading.current_thread().name, list(items)))
+        return [-x for x in items]
+
+    records: list[BatchRecord] = []
+    with Batcher(gate, name=name, prepare=negate, weigh=sum, observer=records.append) as batcher:
+        hold_first_batch(gate, batcher)
+        futures = [batcher.submit(i, timed=True) for i in (1, 2, 3)]
+        gate.release.set()
+        answers = [f.result(TIMEOUT) for f in futures]
+    assert prepared_on == [(name, [0]), (name, [1, 2, 3])]
+    assert gate.batches == [[0], [-1, -2, -3]]
+    assert [a.result for a in answers] == [-1, -2, -3]
+    assert all(a.prepare_s >= 0 and a.compute_s >= 0 for a in answers)
+    assert [r.work for r in records] == [0, -6] and all(r.prepare_s >= 0 for r in records)
+
+
+def test_a_failing_prepare_fails_only_its_own_batch_and_computes_nothing() -> None:
+    gate = Gate()
+
+    def refuse_13(items: list[int]) -> list[int]:
+        if 13 in items:
+            raise ValueError("13 cannot be prepared")
+        return items
+
+    records: list[BatchRecord] = []
+    with Batcher(gate, name=unique_name(), prepare=refuse_13, weigh=len, observer=records.append) as batcher:
+        hold_first_batch(gate, batcher)
+        doomed = [batcher.submit(i) for i in (12, 13)]
+        gate.release.set()
+        for future in doomed:
+            with pytest.raises(ValueError, match="13 cannot be prepared"):
+                future.result(TIMEOUT)
+        assert batcher.submit(5).result(TIMEOUT) == 10
+    assert gate.batches == [[0], [5]]
+    assert [(r.size, r.work, r.error is not None) for r in records] == [(1, 1, False), (2, 0, True), (1, 1, False)]

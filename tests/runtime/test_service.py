@@ -237,19 +237,43 @@ def test_service_does_not_close_its_classifier(classifier: Classifier) -> None:
     assert not classifier.closed
 
 
-def test_score_async_tokenizes_a_large_request_off_the_loop_and_times_it(
+def test_texts_are_tokenized_a_batch_at_a_time_on_the_dispatcher(
+    classifier: Classifier, gate: GatedScore, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Callers only queue their texts: what arrives while the model is busy is cleaned and
+    # tokenized in one call, on the dispatcher, as the batch it forms.
+    encoded: list[tuple[str, int]] = []
+    encode = classifier.encode
+    monkeypatch.setattr(
+        classifier, "encode", lambda t, **k: encoded.append((threading.current_thread().name, len(t))) or encode(t, **k)
+    )
+    with Service(classifier, BatcherConfig(max_batch_size=64), name="tokenizing") as service:
+        first = hold_first_batch(service, gate)
+        futures = [service.submit(text) for text in texts[:20]]
+        gate.release.set()
+        rows = [future.result(TIMEOUT) for future in futures]
+        first.result(TIMEOUT)
+    assert encoded == [("tokenizing", 1), ("tokenizing", 20)]
+    assert gate.calls == [1, 20]
+    np.testing.assert_allclose(np.stack(rows), np.stack([alone[t] for t in texts[:20]]), rtol=0, atol=ATOL)
+
+
+def test_score_async_queues_a_large_request_off_the_loop_and_times_it(
     classifier: Classifier, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    encoded_on: list[str] = []
-    encode = classifier.encode
-    monkeypatch.setattr(classifier, "encode", lambda t, **k: encoded_on.append(threading.current_thread().name) or encode(t, **k))
+    queued_on: list[str] = []
 
     async def both(service: Service):
+        submit = service._batcher.submit
+        monkeypatch.setattr(
+            service._batcher, "submit", lambda *a, **k: queued_on.append(threading.current_thread().name) or submit(*a, **k)
+        )
         return await service.score_async(texts[:2]), await service.score_async(texts[:40])
 
     with Service(classifier, name="scoring") as service:
         small, large = asyncio.run(both(service))
-    assert encoded_on[0] == "MainThread" and encoded_on[1].startswith("scoring-encode")
+    assert set(queued_on[:2]) == {"MainThread"}
+    assert len(queued_on) == 42 and all(name.startswith("scoring-queue") for name in queued_on[2:])
     for scored, some in ((small, texts[:2]), (large, texts[:40])):
         np.testing.assert_allclose(scored.probabilities, np.stack([alone[t] for t in some]), rtol=0, atol=ATOL)
         assert scored.queue_s >= 0 and scored.inference_s > 0
