@@ -3,9 +3,9 @@
 A model scores a batch of 32 texts in little more than the time of one, so a server gathers
 concurrent requests into batches. `Batcher` owns a bounded queue and one named dispatcher
 thread that calls `process`, one batch at a time, always on that thread. An optional
-`prepare` stage turns a batch's items into what `process` takes, on the same thread: work
-that costs less per item done a batch at once (tokenizing: one call for the batch, on
-every core, instead of one per caller, each holding its caller's thread) is done there.
+`prepare` stage turns items into what `process` takes, a batch at a time: work that costs
+less per item done for many at once (tokenizing: one call for the batch, on every core,
+instead of one per caller) is done there, on the dispatcher just before `process`.
 
 The policy is work-conserving, as Triton's dynamic batcher and TEI's are: the model never
 idles while a request waits. A request that finds the dispatcher idle is dispatched at once,
@@ -15,6 +15,13 @@ load by themselves: one client pays no batching delay, and a backlog leaves in f
 Waiting for a batch to fill (`max_wait_s`, default 0) only helps throughput at light load,
 and costs every lone request that wait, so it is opt-in: with it, the dispatcher keeps
 collecting for up to `max_wait_s` after the first request of a batch was enqueued.
+
+With `prepare_ahead`, for a model that computes off the host (a GPU), a third thread, the
+preparer, prepares what queues while `process` runs, so the next batch's host work overlaps
+this batch's compute. Only the preparation runs ahead: batches are still formed when the
+model frees up, from everything queued, so they stay as full as without it, and a
+request cancelled before its batch starts still costs no compute. A lone request finds
+the dispatcher idle and is prepared by it, with no extra thread hop.
 
 Answering is pipelined off the model's path: under load the dispatcher hands each computed
 batch to a second thread, the deliverer, which resolves the futures (waking callers and
@@ -36,8 +43,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import islice
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from queue import SimpleQueue
 from typing import Any, Generic, TypeVar
 
@@ -88,9 +96,11 @@ class BatchRecord:
         size: Requests actually computed; cancelled ones are not counted.
         queue_wait_s: Per computed request, dispatch time minus enqueue time (monotonic).
         compute_s: Wall time of the `process` call.
-        error: What `prepare` or `process` raised (or the length mismatch), None on success.
-        work: What the batcher's `weigh` said the prepared batch weighs (e.g. tokens), else 0.
-        prepare_s: Wall time of the `prepare` call, 0 without one.
+        error: What `process` raised (or the length mismatch), else what `prepare` raised
+            for some of the batch's items; None on success.
+        work: What the batcher's `weigh` said the computed items weigh (e.g. tokens), else 0.
+        prepare_s: Wall time the dispatcher spent in `prepare` for this batch, on the
+            model's path; items prepared ahead cost it nothing.
     """
 
     size: int
@@ -109,7 +119,7 @@ class Timed(Generic[R]):
         result: What `process` returned for the item.
         queue_s: From being enqueued to its batch being dispatched.
         compute_s: Wall time of its batch's `process` call.
-        prepare_s: Wall time of its batch's `prepare` call, 0 without one.
+        prepare_s: Wall time of the `prepare` call that prepared it, 0 without one.
     """
 
     result: R
@@ -118,21 +128,38 @@ class Timed(Generic[R]):
     prepare_s: float = 0.0
 
 
+_UNPREPARED = object()  # `_Request.prepared` before any prepare call took the item
+_PREPARING = object()  # ... while the preparer's call holds it
+
+
 @dataclass(frozen=True)
+class _Failed:
+    """What `prepare` raised, in place of the prepared items of the call that raised it."""
+
+    error: BaseException
+
+
+@dataclass(eq=False)
 class _Request(Generic[T, R]):
-    """One submitted item and the future that answers it."""
+    """One submitted item, the future that answers it, and what `prepare` made of it.
+
+    `prepared` and `prepare_s` are written by whichever thread prepares the item (the
+    dispatcher, or the preparer while the item is marked `_PREPARING`), once.
+    """
 
     item: T
     future: Future[R]
     timed: bool = False
-    enqueued_at: float = field(default_factory=time.monotonic)
+    enqueued_at: float = 0.0
+    prepared: Any = _UNPREPARED
+    prepare_s: float = 0.0
 
 
 class Batcher(Generic[T, R]):
     """Gathers items submitted from any thread into batches for one `process` callable.
 
     Args:
-        process: Maps a batch (the list of items, or what `prepare` made of it) to a
+        process: Maps a batch (a list of items, or of what `prepare` made of them) to a
             sequence of results, one per item. Always called on the dispatcher thread, one
             batch at a time.
         config: Batch and queue limits.
@@ -140,12 +167,16 @@ class Batcher(Generic[T, R]):
             that computed at least one request; its exceptions are logged and ignored.
         name: Name of the dispatcher thread, to find it in dumps and profiles; the
             deliverer thread is named NAME-deliver.
-        prepare: Maps a batch's items to what `process` takes, on the dispatcher thread
-            just before it; None hands `process` the items themselves.
+        prepare: Maps a list of items to what `process` takes, one prepared item per
+            item, in order; None hands `process` the items themselves. If it raises, the
+            items of that call fail with its exception, and the rest of their batch runs.
+        prepare_ahead: Prepare what queues while `process` runs, on a third thread (see
+            above); worth it where `process` waits on a device, not where it computes on
+            the cores `prepare` would use.
         weigh: Maps a batch as `process` takes it to the work it holds (e.g. real tokens),
             reported as `BatchRecord.work`; None reports 0.
 
-    Use it as a context manager, or call `close()`: both threads live until then.
+    Use it as a context manager, or call `close()`: its threads live until then.
     """
 
     def __init__(
@@ -155,13 +186,16 @@ class Batcher(Generic[T, R]):
         *,
         observer: Callable[[BatchRecord], None] | None = None,
         name: str = "vigil-batcher",
-        prepare: Callable[[list[T]], Any] | None = None,
-        weigh: Callable[[Any], int] | None = None,
+        prepare: Callable[[list[T]], Sequence[Any]] | None = None,
+        prepare_ahead: bool = False,
+        weigh: Callable[[list[Any]], int] | None = None,
     ) -> None:
         if not callable(process):
             raise TypeError(f"process must be callable, got {process!r}")
         if prepare is not None and not callable(prepare):
             raise TypeError(f"prepare must be callable or None, got {prepare!r}")
+        if prepare_ahead and prepare is None:
+            raise ValueError("prepare_ahead needs a prepare callable")
         if not isinstance(config, BatcherConfig):
             raise TypeError(f"config must be a BatcherConfig, got {config!r}")
         self._process = process
@@ -171,18 +205,29 @@ class Batcher(Generic[T, R]):
         self._weigh = weigh
         self._name = name
         self._pending: deque[_Request[T, R]] = deque()
+        self._ahead = 0  # requests at the head of `_pending` already prepared or preparing
+        self._busy = False  # the dispatcher is between taking a batch and answering it
         self._closed = False
-        # Two conditions over one lock, as in queue.Queue: the dispatcher waits for work,
-        # submitters wait for room, and each side wakes only the other.
+        # Conditions over one lock, as in queue.Queue: the dispatcher waits for work,
+        # submitters wait for room, the preparer for work while the dispatcher is busy, and
+        # the dispatcher for a preparer's call that holds part of its batch.
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
+        self._to_prepare = threading.Condition(self._lock)
+        self._prepared = threading.Condition(self._lock)
         # Unbounded, yet bounded in practice: it only ever holds accepted requests.
         self._answers: SimpleQueue[_Answer[T, R] | None] = SimpleQueue()
         self._deliverer = threading.Thread(target=self._deliver_forever, name=f"{name}-deliver", daemon=True)
         self._thread = threading.Thread(target=self._dispatch_forever, name=name, daemon=True)
-        self._deliverer.start()
-        self._thread.start()
+        self._preparer = (
+            threading.Thread(target=self._prepare_ahead_forever, name=f"{name}-prepare", daemon=True)
+            if prepare_ahead
+            else None
+        )
+        for thread in (self._deliverer, self._thread, self._preparer):
+            if thread is not None:
+                thread.start()
 
     @property
     def queue_depth(self) -> int:
@@ -244,7 +289,7 @@ class Batcher(Generic[T, R]):
         callback (it then does not wait for its own thread).
 
         Args:
-            wait: Block until every accepted request is answered and both threads exited.
+            wait: Block until every accepted request is answered and the threads exited.
             cancel_pending: Cancel the requests still queued instead of computing them;
                 a batch already handed to `process` still completes.
         """
@@ -253,17 +298,22 @@ class Batcher(Generic[T, R]):
             dropped = list(self._pending) if cancel_pending else []
             if cancel_pending:
                 self._pending.clear()
+                self._ahead = 0
             # Closing is the sentinel: the dispatcher stops once it sees it with an empty
-            # queue, and submitters blocked on a full queue give up.
+            # queue, the preparer stops (the dispatcher prepares what is left), and
+            # submitters blocked on a full queue give up.
             self._not_empty.notify_all()
             self._not_full.notify_all()
+            self._to_prepare.notify_all()
         for request in dropped:
             request.future.cancel()  # outside the lock: this runs the future's callbacks
         # On the dispatcher, join nothing: the deliverer stops only after it does.
-        if wait and threading.current_thread() is not self._thread:
+        current = threading.current_thread()
+        if wait and current is not self._thread:
             self._thread.join()
-            if threading.current_thread() is not self._deliverer:
-                self._deliverer.join()
+            for thread in (self._deliverer, self._preparer):
+                if thread is not None and current is not thread:
+                    thread.join()
 
     def __enter__(self) -> Batcher[T, R]:
         return self
@@ -290,14 +340,21 @@ class Batcher(Generic[T, R]):
                     f"{self._name} queue is full ({queue_size} requests) and stayed full "
                     f"for the {wait_s:g}s submit timeout"
                 )
-            self._pending.append(replace(request, enqueued_at=time.monotonic()))
+            request.enqueued_at = time.monotonic()
+            self._pending.append(request)
             self._not_empty.notify()
+            if self._busy:
+                self._to_prepare.notify()
 
     def _dispatch_forever(self) -> None:
         """The dispatcher thread: batch, compute, hand over, repeat until closed and drained."""
         try:
             while (batch := self._next_batch()) is not None:
-                self._run_batch(batch)
+                try:
+                    self._run_batch(batch)
+                finally:
+                    with self._lock:
+                        self._busy = False
         finally:
             self._answers.put(None)  # the deliverer stops after the answers before it
 
@@ -325,50 +382,112 @@ class Batcher(Generic[T, R]):
                 if not self._pending:
                     break  # nothing queued (and the deadline passed, or closing)
                 batch.append(self._pending.popleft())
+            self._ahead = max(0, self._ahead - len(batch))
+            self._busy = True
             self._not_full.notify(len(batch))
+            if self._pending:
+                self._to_prepare.notify()
         return batch
 
     def _run_batch(self, batch: list[_Request[T, R]]) -> None:
         """Compute the requests not cancelled, hand their answers over, report the batch."""
         dispatched_at = time.monotonic()
+        if self._preparer is not None:
+            with self._prepared:  # a call of the preparer may hold some of them
+                self._prepared.wait_for(lambda: all(r.prepared is not _PREPARING for r in batch))
         live = [r for r in batch if r.future.set_running_or_notify_cancel()]
         if not live:
             return
-        started = prepared_at = time.perf_counter()
-        items = [r.item for r in live]
-        prepared: Any = None  # stays None if `prepare` fails: there is nothing to weigh
-        try:
-            prepared = items if self._prepare is None else self._prepare(items)
-            prepared_at = time.perf_counter()
-            results: Sequence[R] | BaseException = self._process(prepared)
-            if len(results) != len(live):
-                raise BatcherError(
-                    f"process returned {len(results)} results for a batch of {len(live)} items"
-                )
-        except BaseException as exc:  # noqa: BLE001 - the thread must outlive any batch
-            results = exc
-        compute_s = time.perf_counter() - prepared_at
-        prepare_s = prepared_at - started
-        queue_wait_s = tuple(dispatched_at - r.enqueued_at for r in live)
-        answer = _Answer(live, results, queue_wait_s, compute_s, prepare_s)
-        if self._pending or not self._answers.empty():  # a read without the lock: a hint
-            self._answers.put(answer)  # the next batch is waiting: deliver off this thread
-        else:
-            answer.deliver()
+        started = time.perf_counter()
+        self._prepare_now([r for r in live if r.prepared is _UNPREPARED])
+        prepare_s = time.perf_counter() - started
+        ready = [r for r in live if not isinstance(r.prepared, _Failed)]
+        failed = [r for r in live if isinstance(r.prepared, _Failed)]
+        results: Sequence[R] | BaseException = []
+        compute_s = 0.0
+        if ready:
+            results, compute_s = self._compute([r.prepared for r in ready])
+        self._hand_over(_Answer(failed, failed[0].prepared.error, dispatched_at, compute_s) if failed else None)
+        self._hand_over(_Answer(ready, results, dispatched_at, compute_s))
+        error = results if isinstance(results, BaseException) else failed[0].prepared.error if failed else None
         self._observe(
             BatchRecord(
                 size=len(live),
-                queue_wait_s=queue_wait_s,
+                queue_wait_s=tuple(dispatched_at - r.enqueued_at for r in live),
                 compute_s=compute_s,
-                error=results if isinstance(results, BaseException) else None,
-                work=self._weight(prepared),
+                error=error,
+                work=self._weight([r.prepared for r in ready]) if ready and error is None else 0,
                 prepare_s=prepare_s,
             )
         )
 
-    def _weight(self, prepared: Any) -> int:
-        """The batch's work; 0 where no `weigh` was given or `prepare` failed."""
-        if self._weigh is None or prepared is None:
+    def _compute(self, prepared: list[Any]) -> tuple[Sequence[R] | BaseException, float]:
+        """`process` on a batch: its results, or what it raised; and its wall time."""
+        started = time.perf_counter()
+        try:
+            results: Sequence[R] | BaseException = self._process(prepared)
+            if len(results) != len(prepared):
+                raise BatcherError(
+                    f"process returned {len(results)} results for a batch of {len(prepared)} items"
+                )
+        except BaseException as exc:  # noqa: BLE001 - the thread must outlive any batch
+            results = exc
+        return results, time.perf_counter() - started
+
+    def _hand_over(self, answer: _Answer[T, R] | None) -> None:
+        """Deliver ANSWER off this thread if a next batch waits for it, else here."""
+        if answer is None or not answer.requests:
+            return
+        if self._pending or not self._answers.empty():  # a read without the lock: a hint
+            self._answers.put(answer)  # the next batch is waiting: deliver off this thread
+        else:
+            answer.deliver()
+
+    def _prepare_now(self, requests: list[_Request[T, R]]) -> None:
+        """Prepare REQUESTS in one `prepare` call, on this thread; a failure marks them all."""
+        if not requests:
+            return
+        if self._prepare is None:
+            for request in requests:
+                request.prepared = request.item
+            return
+        started = time.perf_counter()
+        try:
+            prepared: Sequence[Any] = self._prepare([r.item for r in requests])
+            if len(prepared) != len(requests):
+                raise BatcherError(f"prepare returned {len(prepared)} items for {len(requests)}")
+        except BaseException as exc:  # noqa: BLE001 - the thread must outlive any batch
+            prepared = [_Failed(exc)] * len(requests)
+        prepare_s = time.perf_counter() - started
+        for request, value in zip(requests, prepared):
+            request.prepare_s = prepare_s
+            request.prepared = value
+
+    def _prepare_ahead_forever(self) -> None:
+        """The preparer thread: while the dispatcher is busy, prepare what is queued, in
+        queue order, a batch's worth at a time, until closed."""
+        while (requests := self._next_to_prepare()) is not None:
+            self._prepare_now(requests)
+            with self._prepared:
+                self._prepared.notify()
+
+    def _next_to_prepare(self) -> list[_Request[T, R]] | None:
+        """Mark the next unprepared requests as preparing, once the dispatcher is busy and
+        some are queued; None once closed."""
+        with self._to_prepare:
+            self._to_prepare.wait_for(lambda: self._closed or (self._busy and len(self._pending) > self._ahead))
+            if self._closed:
+                return None
+            start = self._ahead
+            requests = list(islice(self._pending, start, start + self._config.max_batch_size))
+            for request in requests:
+                request.prepared = _PREPARING
+            self._ahead += len(requests)
+        return requests
+
+    def _weight(self, prepared: list[Any]) -> int:
+        """The batch's work; 0 where no `weigh` was given."""
+        if self._weigh is None:
             return 0
         try:
             return self._weigh(prepared)
@@ -393,13 +512,12 @@ class Batcher(Generic[T, R]):
 
 @dataclass(frozen=True)
 class _Answer(Generic[T, R]):
-    """One computed batch on its way from the dispatcher to the deliverer."""
+    """Answers for some requests of a batch, on their way from the dispatcher to the deliverer."""
 
     requests: list[_Request[T, R]]
     results: Sequence[R] | BaseException
-    queue_wait_s: tuple[float, ...]
+    dispatched_at: float
     compute_s: float
-    prepare_s: float
 
     def deliver(self) -> None:
         """Resolve every future exactly once: its own result, or the batch's exception."""
@@ -407,6 +525,7 @@ class _Answer(Generic[T, R]):
             for request in self.requests:
                 request.future.set_exception(self.results)
             return
-        for request, result, wait_s in zip(self.requests, self.results, self.queue_wait_s):
-            value = Timed(result, wait_s, self.compute_s, self.prepare_s) if request.timed else result
-            request.future.set_result(value)  # type: ignore[arg-type]
+        for request, result in zip(self.requests, self.results):
+            if request.timed:
+                result = Timed(result, self.dispatched_at - request.enqueued_at, self.compute_s, request.prepare_s)  # type: ignore[assignment]
+            request.future.set_result(result)

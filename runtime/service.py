@@ -79,12 +79,13 @@ class _Text(NamedTuple):
     embed: bool = False
 
 
-class _Batch(NamedTuple):
-    """A batch's texts tokenized, as the dispatcher's `prepare` stage hands them to the model."""
+class _Row(NamedTuple):
+    """One text tokenized by the `prepare` stage: its token ids, its attention mask, and
+    whether it wants its embedding."""
 
     ids: np.ndarray
     mask: np.ndarray
-    embed: list[bool]
+    embed: bool
 
 
 class Service:
@@ -95,6 +96,10 @@ class Service:
         config: Batch size, batch wait, queue size and default submit timeout.
         observer: Called with a `BatchRecord` after every batch (see `Batcher`).
         name: Name of the dispatcher thread.
+        tokenize_ahead: Tokenize what queues while the model runs, on a thread of its own
+            (the Batcher's `prepare_ahead`); None (the default) does so where the model
+            computes off the host (CUDA, TensorRT), not on the CPU, whose cores the model
+            already uses.
 
     Use it as a context manager, or call `close()`.
     """
@@ -106,12 +111,16 @@ class Service:
         *,
         observer: Callable[[BatchRecord], None] | None = None,
         name: str = "vigil-service",
+        tokenize_ahead: bool | None = None,
     ) -> None:
         self._classifier = classifier
         self._config = config
         self._queuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-queue")
+        if tokenize_ahead is None:
+            tokenize_ahead = classifier.provider != "CPUExecutionProvider"
         self._batcher = Batcher(
-            self._process, config, observer=observer, name=name, prepare=self._tokenized, weigh=_tokens
+            self._process, config, observer=observer, name=name,
+            prepare=self._tokenized, prepare_ahead=tokenize_ahead, weigh=_tokens,
         )
 
     @property
@@ -223,18 +232,20 @@ class Service:
             raise
         return futures
 
-    def _tokenized(self, texts: list[_Text]) -> _Batch:
-        """The dispatcher's `prepare` stage: clean and tokenize a whole batch in one call."""
+    def _tokenized(self, texts: list[_Text]) -> list[_Row]:
+        """The `prepare` stage: clean and tokenize many texts in one call."""
         ids, mask = self._classifier.encode([t.text for t in texts])
-        return _Batch(ids, mask, [t.embed for t in texts])
+        return [_Row(*row, t.embed) for row, t in zip(zip(ids, mask), texts)]
 
-    def _process(self, batch: _Batch) -> Sequence[np.ndarray]:
-        """The dispatcher's batch: run the model once; each text gets its probabilities, or
-        its raw embedding where it asked for one."""
-        if not any(batch.embed):
-            return self._classifier.score(batch.ids, batch.mask)
-        probabilities, pooled = self._classifier.score_and_embed(batch.ids, batch.mask, normalize=False)
-        return [embedding if embed else scores for embed, scores, embedding in zip(batch.embed, probabilities, pooled)]
+    def _process(self, rows: list[_Row]) -> Sequence[np.ndarray]:
+        """The dispatcher's batch: stack the rows, run the model once; each row gets its
+        probabilities, or its raw embedding where it asked for one."""
+        ids = np.stack([row.ids for row in rows])
+        mask = np.stack([row.mask for row in rows])
+        if not any(row.embed for row in rows):
+            return self._classifier.score(ids, mask)
+        probabilities, pooled = self._classifier.score_and_embed(ids, mask, normalize=False)
+        return [embedding if row.embed else scores for row, scores, embedding in zip(rows, probabilities, pooled)]
 
 
 def _checked(text: object) -> str:
@@ -292,6 +303,6 @@ def _cancel_when_queued(queued: Future[list[Future[Timed[np.ndarray]]]]) -> None
         _cancel_all(queued.result())
 
 
-def _tokens(batch: _Batch) -> int:
+def _tokens(rows: list[_Row]) -> int:
     """Real (unpadded) tokens in a batch: what the batch-tokens histogram counts."""
-    return int(batch.mask.sum())
+    return int(sum(int(row.mask.sum()) for row in rows))

@@ -854,3 +854,108 @@ def test_a_failing_prepare_fails_only_its_own_batch_and_computes_nothing() -> No
         assert batcher.submit(5).result(TIMEOUT) == 10
     assert gate.batches == [[0], [5]]
     assert [(r.size, r.work, r.error is not None) for r in records] == [(1, 1, False), (2, 0, True), (1, 1, False)]
+
+
+class Preparer:
+    """A `prepare` that negates items and records each call's items and thread; `hold()`
+    makes the next calls block until `release` is set."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[int]]] = []
+        self.release = threading.Event()
+        self.release.set()
+        self.entered = threading.Event()
+
+    def hold(self) -> None:
+        self.release.clear()
+        self.entered.clear()
+
+    def __call__(self, items: list[int]) -> list[int]:
+        self.calls.append((threading.current_thread().name, list(items)))
+        self.entered.set()
+        assert self.release.wait(TIMEOUT), "prepare never released"
+        return [-x for x in items]
+
+    @property
+    def prepared(self) -> list[int]:
+        return [x for _, items in self.calls for x in items]
+
+
+def test_ahead_what_queues_behind_a_running_batch_is_prepared_off_the_dispatcher() -> None:
+    # The lone first request is prepared by the idle dispatcher; the ones queued while its
+    # batch runs are prepared by the preparer, and still leave together, as one batch.
+    name = unique_name()
+    gate = Gate(lambda prepared: list(prepared))
+    prepare = Preparer()
+    with Batcher(gate, name=name, prepare=prepare, prepare_ahead=True) as batcher:
+        hold_first_batch(gate, batcher)
+        futures = [batcher.submit(i) for i in (1, 2, 3)]
+        wait_for(lambda: sorted(prepare.prepared) == [0, 1, 2, 3], "the queued items to be prepared")
+        assert gate.batches == [[0]]  # prepared while the first batch still runs
+        gate.release.set()
+        assert [f.result(TIMEOUT) for f in futures] == [-1, -2, -3]
+    assert prepare.calls[0] == (name, [0])
+    assert {thread for thread, _ in prepare.calls[1:]} == {f"{name}-prepare"}
+    assert gate.batches == [[0], [-1, -2, -3]]
+    assert not thread_alive(f"{name}-prepare")
+
+
+def test_ahead_a_request_cancelled_after_being_prepared_costs_no_compute() -> None:
+    gate = Gate(lambda prepared: list(prepared))
+    prepare = Preparer()
+    with Batcher(gate, name=unique_name(), prepare=prepare, prepare_ahead=True) as batcher:
+        hold_first_batch(gate, batcher)
+        doomed, kept = batcher.submit(1), batcher.submit(2)
+        wait_for(lambda: sorted(prepare.prepared) == [0, 1, 2], "the queued items to be prepared")
+        assert doomed.cancel()
+        gate.release.set()
+        assert kept.result(TIMEOUT) == -2
+    assert gate.batches == [[0], [-2]]
+
+
+def test_ahead_the_dispatcher_waits_for_a_preparer_call_holding_its_batch() -> None:
+    # The model frees up while the preparer is still inside prepare for the next batch:
+    # the dispatcher takes that batch but waits for the call, and prepares nothing twice.
+    name = unique_name()
+    gate = Gate(lambda prepared: list(prepared))
+    prepare = Preparer()
+    with Batcher(gate, name=name, prepare=prepare, prepare_ahead=True) as batcher:
+        hold_first_batch(gate, batcher)
+        prepare.hold()
+        future = batcher.submit(1)
+        assert prepare.entered.wait(TIMEOUT)  # the preparer holds item 1
+        gate.release.set()
+        wait_for(lambda: batcher.queue_depth == 0, "the dispatcher to take item 1")
+        assert not future.done() and gate.batches == [[0]]
+        prepare.release.set()
+        assert future.result(TIMEOUT) == -1
+    assert prepare.calls == [(name, [0]), (f"{name}-prepare", [1])]
+    assert gate.batches == [[0], [-1]]
+
+
+def test_ahead_a_failing_prepare_fails_only_its_own_items() -> None:
+    gate = Gate(lambda prepared: list(prepared))
+    tried: list[list[int]] = []
+
+    def refuse_13(items: list[int]) -> list[int]:
+        tried.append(list(items))
+        if 13 in items:
+            raise ValueError("13 cannot be prepared")
+        return [-x for x in items]
+
+    with Batcher(gate, name=unique_name(), prepare=refuse_13, prepare_ahead=True) as batcher:
+        hold_first_batch(gate, batcher)
+        doomed = batcher.submit(13)
+        wait_for(lambda: [13] in tried, "13 to be tried ahead")
+        kept = batcher.submit(14)
+        wait_for(lambda: [14] in tried, "14 to be prepared ahead, in a call of its own")
+        gate.release.set()  # the next batch holds both: 13 fails, 14 runs
+        with pytest.raises(ValueError, match="13 cannot be prepared"):
+            doomed.result(TIMEOUT)
+        assert kept.result(TIMEOUT) == -14
+    assert gate.batches == [[0], [-14]]
+
+
+def test_ahead_needs_a_prepare() -> None:
+    with pytest.raises(ValueError, match="prepare_ahead needs a prepare"):
+        Batcher(double, prepare_ahead=True)

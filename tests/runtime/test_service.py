@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import wait_for
 
 from vigil.runtime import (
     ArtifactError,
@@ -202,11 +203,14 @@ def test_the_observer_sees_every_batch(classifier: Classifier) -> None:
     assert [r.size for r in records] == [1, 1, 1] and all(r.error is None for r in records)
 
 
+@pytest.mark.parametrize("tokenize_ahead", [False, True])
 def test_with_cuda_graphs_every_run_goes_through_the_one_graph_thread(
-    classifier: Classifier, tiny_artifact: Path, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch
+    classifier: Classifier, tiny_artifact: Path, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch,
+    tokenize_ahead: bool,
 ) -> None:
     # The GPU path on CPU buffers: buckets, padding rows, and graphs captured once, on one
-    # thread, which then runs every batch whoever asks (a dispatcher, a thread pool).
+    # thread, which then runs every batch whoever asks (a dispatcher, a thread pool), with
+    # or without texts tokenized ahead on a thread of their own.
     manifest = Manifest.load(tiny_artifact)
     plan = SessionPlan("CPUExecutionProvider", "fp32", (("CPUExecutionProvider", {}),), (1, 2, 4, 8), cuda_graphs=True)
     model = open_model(manifest, [plan], filler=classifier.encode([""]))
@@ -219,7 +223,9 @@ def test_with_cuda_graphs_every_run_goes_through_the_one_graph_thread(
     monkeypatch.setattr(model, "_run_bucket", lambda *a: ran_on.add(threading.current_thread()) or run_bucket(*a))
     monkeypatch.setattr(model, "_warm_up", lambda: warm_ups.append(threading.current_thread()) or warm_up())
     with Classifier(manifest, model) as bound:
-        with Service(bound, BatcherConfig(max_batch_size=8), name="graphs") as service, ThreadPoolExecutor(4) as pool:
+        with Service(
+            bound, BatcherConfig(max_batch_size=8), name="graphs", tokenize_ahead=tokenize_ahead
+        ) as service, ThreadPoolExecutor(4) as pool:
             futures = list(pool.map(service.submit, texts))
             for text, future in zip(texts, futures):
                 np.testing.assert_allclose(future.result(TIMEOUT), alone[text], rtol=0, atol=1e-5)
@@ -256,6 +262,28 @@ def test_texts_are_tokenized_a_batch_at_a_time_on_the_dispatcher(
     assert encoded == [("tokenizing", 1), ("tokenizing", 20)]
     assert gate.calls == [1, 20]
     np.testing.assert_allclose(np.stack(rows), np.stack([alone[t] for t in texts[:20]]), rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("asked, expected", [(None, False), (False, False), (True, True)])
+def test_texts_are_tokenized_ahead_on_a_thread_of_their_own_only_off_the_cpu_or_when_asked(
+    classifier: Classifier, gate: GatedScore, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch,
+    asked: bool | None, expected: bool,
+) -> None:
+    encoded_on: list[str] = []
+    encode = classifier.encode
+    monkeypatch.setattr(classifier, "encode", lambda t, **k: encoded_on.append(threading.current_thread().name) or encode(t, **k))
+    with Service(classifier, name="ahead", tokenize_ahead=asked) as service:
+        first = hold_first_batch(service, gate)
+        futures = [service.submit(text) for text in texts[:8]]
+        if expected:
+            wait_for(lambda: len(encoded_on) > 1, "the queued texts to be tokenized ahead")
+        gate.release.set()
+        rows = np.stack([future.result(TIMEOUT) for future in futures])
+        first.result(TIMEOUT)
+    assert encoded_on[0] == "ahead"  # the lone first text: by the idle dispatcher
+    assert set(encoded_on[1:]) == {"ahead-prepare" if expected else "ahead"}
+    assert gate.calls == [1, 8]
+    np.testing.assert_allclose(rows, np.stack([alone[t] for t in texts[:8]]), rtol=0, atol=ATOL)
 
 
 def test_score_async_queues_a_large_request_off_the_loop_and_times_it(
