@@ -55,21 +55,25 @@ class Scored:
         probabilities: float32 [n_texts, n_labels], in request order.
         queue_s: The longest any of its texts waited for its batch to be dispatched.
         inference_s: The longest model run any of its texts was in.
+        tokenization_s: The longest cleaning and tokenizing call any of its texts was in.
     """
 
     probabilities: np.ndarray
     queue_s: float
     inference_s: float
+    tokenization_s: float
 
 
 @dataclass(frozen=True)
 class Embedded:
     """What `Service.embed_async` answers: `embeddings`, float32 [n_texts, embedding_width] in
-    request order, and what they waited and cost (`queue_s`, `inference_s`, as in `Scored`)."""
+    request order, and what they waited and cost (`queue_s`, `inference_s`, `tokenization_s`,
+    as in `Scored`)."""
 
     embeddings: np.ndarray
     queue_s: float
     inference_s: float
+    tokenization_s: float
 
 
 class _Text(NamedTuple):
@@ -175,15 +179,16 @@ class Service:
             InputError, OverloadedError, BatcherClosedError: As `score_async`.
         """
         width = self._classifier.embedding_width
-        rows, queue_s, inference_s = await self._gather(texts, timeout, embed=True, width=width)
-        return Embedded(l2_normalize(rows) if normalize else rows, queue_s, inference_s)
+        rows, *timings = await self._gather(texts, timeout, embed=True, width=width)
+        return Embedded(l2_normalize(rows) if normalize else rows, *timings)
 
     async def _gather(
         self, texts: Sequence[str], timeout: float | None, *, embed: bool, width: int
-    ) -> tuple[np.ndarray, float, float]:
-        """Queue TEXTS and await their rows [n, WIDTH], the longest queue wait and model run."""
+    ) -> tuple[np.ndarray, float, float, float]:
+        """Queue TEXTS and await their rows [n, WIDTH], and the longest queue wait, model run
+        and tokenizing call among them."""
         if not texts:
-            return np.empty((0, width), dtype=np.float32), 0.0, 0.0
+            return np.empty((0, width), dtype=np.float32), 0.0, 0.0, 0.0
         wait_s = self._config.submit_timeout_s if timeout is None else timeout
         if len(texts) <= _QUEUE_INLINE_MAX and wait_s == 0:
             futures = self._queue_all(texts, timeout, embed)
@@ -203,6 +208,7 @@ class Service:
             np.stack([a.result for a in answers]),
             max(a.queue_s for a in answers),
             max(a.compute_s for a in answers),
+            max(a.prepare_s for a in answers),
         )
 
     def close(self, wait: bool = True, *, cancel_pending: bool = False) -> None:

@@ -412,11 +412,12 @@ async def _timed(work: Awaitable[_Answer], seconds_left: float, timeout_s: float
     SECONDS_LEFT is what remains of the request's deadline of TIMEOUT_S.
 
     The Service submits every text before awaiting any, so one request's texts share batches
-    with each other's and other requests'; a large request is tokenized off the event loop.
+    with each other's and other requests'; a large request is queued off the event loop, and
+    every text is tokenized with its batch, on the Service's threads.
     When the deadline passes or one text fails, every unfinished text is cancelled, which
     drops it from the queue before it costs compute. Sets the timing headers, in
-    milliseconds as TEI does: `x-queue-time` and `x-inference-time` (the longest of its
-    texts') and `x-total-time`.
+    milliseconds as TEI does: `x-queue-time`, `x-tokenization-time` and `x-inference-time`
+    (the longest of its texts') and `x-total-time`.
     """
     started = time.perf_counter()
     try:
@@ -426,6 +427,7 @@ async def _timed(work: Awaitable[_Answer], seconds_left: float, timeout_s: float
             504, "deadline_exceeded", f"the request did not finish within its {timeout_s:g} s deadline"
         ) from None
     response.headers["x-queue-time"] = _milliseconds(answer.queue_s)
+    response.headers["x-tokenization-time"] = _milliseconds(answer.tokenization_s)
     response.headers["x-inference-time"] = _milliseconds(answer.inference_s)
     response.headers["x-total-time"] = _milliseconds(time.perf_counter() - started)
     return answer

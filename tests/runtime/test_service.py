@@ -304,7 +304,7 @@ def test_score_async_queues_a_large_request_off_the_loop_and_times_it(
     assert len(queued_on) == 42 and all(name.startswith("scoring-queue") for name in queued_on[2:])
     for scored, some in ((small, texts[:2]), (large, texts[:40])):
         np.testing.assert_allclose(scored.probabilities, np.stack([alone[t] for t in some]), rtol=0, atol=ATOL)
-        assert scored.queue_s >= 0 and scored.inference_s > 0
+        assert scored.queue_s >= 0 and scored.inference_s > 0 and scored.tokenization_s > 0
 
 
 def test_a_cancelled_score_async_cancels_its_queued_texts(classifier: Classifier, gate: GatedScore) -> None:
