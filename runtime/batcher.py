@@ -93,7 +93,8 @@ class BatchRecord:
     """What one batch cost, handed to the observer so that metrics stay outside the batcher.
 
     Attributes:
-        size: Requests actually computed; cancelled ones are not counted.
+        size: Requests dispatched in the batch (to `prepare` or `process`); cancelled ones
+            are not counted.
         queue_wait_s: Per computed request, dispatch time minus enqueue time (monotonic).
         compute_s: Wall time of the `process` call.
         error: What `process` raised (or the length mismatch), else what `prepare` raised
@@ -401,22 +402,22 @@ class Batcher(Generic[T, R]):
         started = time.perf_counter()
         self._prepare_now([r for r in live if r.prepared is _UNPREPARED])
         prepare_s = time.perf_counter() - started
-        ready = [r for r in live if not isinstance(r.prepared, _Failed)]
         failed = [r for r in live if isinstance(r.prepared, _Failed)]
-        results: Sequence[R] | BaseException = []
-        compute_s = 0.0
+        ready = [r for r in live if not isinstance(r.prepared, _Failed)]
+        prepare_error = failed[0].prepared.error if failed else None
+        results, compute_s = self._compute([r.prepared for r in ready]) if ready else ([], 0.0)
+        computed = not isinstance(results, BaseException)
+        if failed:
+            self._hand_over(_Answer(failed, prepare_error, dispatched_at, compute_s))
         if ready:
-            results, compute_s = self._compute([r.prepared for r in ready])
-        self._hand_over(_Answer(failed, failed[0].prepared.error, dispatched_at, compute_s) if failed else None)
-        self._hand_over(_Answer(ready, results, dispatched_at, compute_s))
-        error = results if isinstance(results, BaseException) else failed[0].prepared.error if failed else None
+            self._hand_over(_Answer(ready, results, dispatched_at, compute_s))
         self._observe(
             BatchRecord(
                 size=len(live),
                 queue_wait_s=tuple(dispatched_at - r.enqueued_at for r in live),
                 compute_s=compute_s,
-                error=error,
-                work=self._weight([r.prepared for r in ready]) if ready and error is None else 0,
+                error=prepare_error if computed else results,  # type: ignore[arg-type]
+                work=self._weight([r.prepared for r in ready]) if ready and computed else 0,
                 prepare_s=prepare_s,
             )
         )
@@ -434,10 +435,8 @@ class Batcher(Generic[T, R]):
             results = exc
         return results, time.perf_counter() - started
 
-    def _hand_over(self, answer: _Answer[T, R] | None) -> None:
+    def _hand_over(self, answer: _Answer[T, R]) -> None:
         """Deliver ANSWER off this thread if a next batch waits for it, else here."""
-        if answer is None or not answer.requests:
-            return
         if self._pending or not self._answers.empty():  # a read without the lock: a hint
             self._answers.put(answer)  # the next batch is waiting: deliver off this thread
         else:
