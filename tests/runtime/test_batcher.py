@@ -815,7 +815,7 @@ def test_prepare_turns_each_batch_into_what_process_takes_on_the_dispatcher() ->
     # What queued behind a busy batch is prepared in one call, as one batch, on the dispatcher
     # thread; process and weigh see what prepare made, and the record times prepare apart.
     name = unique_name()
-    gate = Gate(lambda prepared: [x for x in prepared])
+    gate = Gate(list)
     prepared_on: list[tuple[str, list[int]]] = []
 
     def negate(items: list[int]) -> list[int]:
@@ -881,13 +881,18 @@ class Preparer:
         return [x for _, items in self.calls for x in items]
 
 
+def batcher_ahead(name: str) -> tuple[Gate, Preparer, Batcher[int, int]]:
+    """A batcher that prepares ahead with a `Preparer`, whose gated `process` echoes."""
+    gate, prepare = Gate(list), Preparer()
+    return gate, prepare, Batcher(gate, name=name, prepare=prepare, prepare_ahead=True)
+
+
 def test_ahead_what_queues_behind_a_running_batch_is_prepared_off_the_dispatcher() -> None:
     # The lone first request is prepared by the idle dispatcher; the ones queued while its
     # batch runs are prepared by the preparer, and still leave together, as one batch.
     name = unique_name()
-    gate = Gate(lambda prepared: list(prepared))
-    prepare = Preparer()
-    with Batcher(gate, name=name, prepare=prepare, prepare_ahead=True) as batcher:
+    gate, prepare, batcher = batcher_ahead(name)
+    with batcher:
         hold_first_batch(gate, batcher)
         futures = [batcher.submit(i) for i in (1, 2, 3)]
         wait_for(lambda: sorted(prepare.prepared) == [0, 1, 2, 3], "the queued items to be prepared")
@@ -901,9 +906,8 @@ def test_ahead_what_queues_behind_a_running_batch_is_prepared_off_the_dispatcher
 
 
 def test_ahead_a_request_cancelled_after_being_prepared_costs_no_compute() -> None:
-    gate = Gate(lambda prepared: list(prepared))
-    prepare = Preparer()
-    with Batcher(gate, name=unique_name(), prepare=prepare, prepare_ahead=True) as batcher:
+    gate, prepare, batcher = batcher_ahead(unique_name())
+    with batcher:
         hold_first_batch(gate, batcher)
         doomed, kept = batcher.submit(1), batcher.submit(2)
         wait_for(lambda: sorted(prepare.prepared) == [0, 1, 2], "the queued items to be prepared")
@@ -917,9 +921,8 @@ def test_ahead_the_dispatcher_waits_for_a_preparer_call_holding_its_batch() -> N
     # The model frees up while the preparer is still inside prepare for the next batch:
     # the dispatcher takes that batch but waits for the call, and prepares nothing twice.
     name = unique_name()
-    gate = Gate(lambda prepared: list(prepared))
-    prepare = Preparer()
-    with Batcher(gate, name=name, prepare=prepare, prepare_ahead=True) as batcher:
+    gate, prepare, batcher = batcher_ahead(name)
+    with batcher:
         hold_first_batch(gate, batcher)
         prepare.hold()
         future = batcher.submit(1)
@@ -934,7 +937,7 @@ def test_ahead_the_dispatcher_waits_for_a_preparer_call_holding_its_batch() -> N
 
 
 def test_ahead_a_failing_prepare_fails_only_its_own_items() -> None:
-    gate = Gate(lambda prepared: list(prepared))
+    gate = Gate(list)
     tried: list[list[int]] = []
 
     def refuse_13(items: list[int]) -> list[int]:
