@@ -30,9 +30,10 @@ next batch. When nothing is queued there is no next batch to start, so the dispa
 resolves the futures itself and a lone request pays one thread hop less.
 
 Every request carries a `concurrent.futures.Future` that is resolved exactly once: with its
-own result, with the exception `process` raised for its batch, or cancelled. A full queue
-pushes back on callers (`OverloadedError`) instead of growing without bound, and `close()`
-answers everything already accepted unless told to cancel it.
+own result, with the exception `process` raised for its batch (or `prepare` for its
+call), or cancelled. A full queue pushes back on callers (`OverloadedError`) instead of
+growing without bound, and `close()` answers everything already accepted unless told to
+cancel it.
 """
 
 from __future__ import annotations

@@ -962,3 +962,43 @@ def test_ahead_a_failing_prepare_fails_only_its_own_items() -> None:
 def test_ahead_needs_a_prepare() -> None:
     with pytest.raises(ValueError, match="prepare_ahead needs a prepare"):
         Batcher(double, prepare_ahead=True)
+
+
+@pytest.mark.parametrize("prepare_ahead", [False, True])
+def test_under_load_with_cancellations_nothing_is_lost_duplicated_or_mixed_up(prepare_ahead: bool) -> None:
+    # 64 client threads, every 7th request cancelled as soon as it is queued: each other one
+    # gets its own item back, each cancelled one never reaches process, nothing runs twice.
+    n_threads, per_thread = 64, 60
+    seen: list[tuple[int, int]] = []
+    outcomes: dict[int, list[tuple[bool, Future[tuple[int, int]]]]] = {}
+    start = threading.Barrier(n_threads)
+
+    def process(items: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        seen.extend(items)
+        return echo(items)
+
+    def client(tid: int) -> None:
+        start.wait(TIMEOUT)
+        mine = outcomes.setdefault(tid, [])
+        for i in range(per_thread):
+            future = batcher.submit((tid, i))
+            mine.append((i % 7 == 0 and future.cancel(), future))
+
+    config = BatcherConfig(max_batch_size=16, submit_timeout_s=TIMEOUT)
+    with Batcher(process, config, name=unique_name(), prepare=list, prepare_ahead=prepare_ahead) as batcher:
+        clients = [threading.Thread(target=client, args=(t,)) for t in range(n_threads)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join(2 * TIMEOUT)
+    cancelled = set()
+    for tid, mine in outcomes.items():
+        for i, (was_cancelled, future) in enumerate(mine):
+            if was_cancelled:
+                cancelled.add((tid, i))
+                assert future.cancelled()
+            else:
+                assert future.result(TIMEOUT) == (tid, i)
+    assert len(outcomes) == n_threads and cancelled
+    assert len(seen) == len(set(seen))  # nothing computed twice
+    assert set(seen) == {(t, i) for t in range(n_threads) for i in range(per_thread)} - cancelled
