@@ -208,15 +208,18 @@ def _new_service(state: _AppState) -> Service:
 
 _bearer = HTTPBearer(auto_error=False, description="The server's API key, when it has one.")
 
+# Every dependency is `async def`, though none awaits: FastAPI runs a plain `def` dependency
+# in its thread pool, a round trip through a worker thread per call and per request.
 
-def _app_state(request: Request) -> _AppState:
+
+async def _app_state(request: Request) -> _AppState:
     return _state_of(request.app)
 
 
 AppState = Annotated[_AppState, Depends(_app_state)]
 
 
-def _require_api_key(
+async def _require_api_key(
     state: AppState, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """401 unless the request carries `Authorization: Bearer <the server's key>`."""
@@ -234,7 +237,7 @@ def _require_api_key(
         )
 
 
-def _ready_service(state: AppState) -> Service:
+async def _ready_service(state: AppState) -> Service:
     """The Service, or 503 while the app is not ready to score."""
     if state.lifecycle is Lifecycle.READY and state.service is not None:
         return state.service
@@ -252,7 +255,7 @@ async def _classify_body(request: Request, state: AppState) -> ClassifyRequest:
     return await read_body(request, ClassifyRequest, "texts", state.settings.max_texts)
 
 
-def _seconds_left(request: Request, state: AppState) -> float:
+async def _seconds_left(request: Request, state: AppState) -> float:
     """What is left of the request's deadline, which counts from its arrival at the server."""
     arrived = getattr(request.state, ARRIVED, time.monotonic())
     return state.settings.timeout_s - (time.monotonic() - arrived)
