@@ -125,3 +125,22 @@ def test_metrics_count_the_real_tokens_of_each_batch(client: httpx.Client, class
     _, mask = classifier.encode(TWEETS[:1])
     assert after["vigil_batch_tokens_sum"] - before == mask.sum()
     assert after["vigil_batch_tokens_count"] >= 1
+
+
+def test_no_dependency_sends_a_request_through_the_thread_pool(client: httpx.Client, monkeypatch) -> None:
+    # FastAPI runs a plain `def` dependency in its thread pool: a worker-thread round trip
+    # per dependency and request, on the path of every answer.
+    import fastapi.dependencies.utils as dependency_utils
+
+    hops: list[str] = []
+    run_in_threadpool = dependency_utils.run_in_threadpool
+
+    async def counted(call, *args, **kwargs):
+        hops.append(getattr(call, "__name__", repr(call)))
+        return await run_in_threadpool(call, *args, **kwargs)
+
+    monkeypatch.setattr(dependency_utils, "run_in_threadpool", counted)
+    assert client.post("/v1/classify", json={"texts": TWEETS}).status_code == 200
+    assert client.post("/v1/aggregate", json={"items": [{"text": "x", "group": "g"}]}).status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert hops == []
