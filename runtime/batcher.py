@@ -174,7 +174,8 @@ class Batcher(Generic[T, R]):
             items of that call fail with its exception, and the rest of their batch runs.
         prepare_ahead: Prepare what queues while `process` runs, on a third thread (see
             above); worth it where `process` waits on a device, not where it computes on
-            the cores `prepare` would use.
+            the cores `prepare` would use. `prepare` must then be thread-safe: the
+            dispatcher and the preparer may call it at the same time.
         weigh: Maps a batch as `process` takes it to the work it holds (e.g. real tokens),
             reported as `BatchRecord.work`; None reports 0.
 
