@@ -56,9 +56,6 @@ def closed_loop(classifier: Any, config: Any, texts: Sequence[str], clients: int
     start = threading.Barrier(clients + 1)
 
     def client(k: int, service: Any) -> None:
-        # A thread's first encode loads its own tokenizer (~0.1 s, holding the GIL): a
-        # server's worker threads pay that once at startup, so it stays off the clock.
-        classifier.encode([""])
         start.wait()
         deadline = time.perf_counter() + budget.seconds
         while time.perf_counter() < deadline and (i := next(issued)) < budget.max_items:
