@@ -269,19 +269,21 @@ def test_texts_are_tokenized_ahead_on_a_thread_of_their_own_only_off_the_cpu_or_
     classifier: Classifier, gate: GatedScore, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch,
     asked: bool | None, expected: bool,
 ) -> None:
-    encoded_on: list[str] = []
+    encoded: list[tuple[str, int]] = []
     encode = classifier.encode
-    monkeypatch.setattr(classifier, "encode", lambda t, **k: encoded_on.append(threading.current_thread().name) or encode(t, **k))
+    monkeypatch.setattr(
+        classifier, "encode", lambda t, **k: encoded.append((threading.current_thread().name, len(t))) or encode(t, **k)
+    )
     with Service(classifier, name="ahead", tokenize_ahead=asked) as service:
         first = hold_first_batch(service, gate)
         futures = [service.submit(text) for text in texts[:8]]
-        if expected:
-            wait_for(lambda: len(encoded_on) > 1, "the queued texts to be tokenized ahead")
+        if expected:  # all 8 tokenized while the first batch still runs
+            wait_for(lambda: sum(n for _, n in encoded[1:]) == 8, "the queued texts to be tokenized ahead")
         gate.release.set()
         rows = np.stack([future.result(TIMEOUT) for future in futures])
         first.result(TIMEOUT)
-    assert encoded_on[0] == "ahead"  # the lone first text: by the idle dispatcher
-    assert set(encoded_on[1:]) == {"ahead-prepare" if expected else "ahead"}
+    assert encoded[0] == ("ahead", 1)  # the lone first text: by the idle dispatcher
+    assert {thread for thread, _ in encoded[1:]} == {"ahead-prepare" if expected else "ahead"}
     assert gate.calls == [1, 8]
     np.testing.assert_allclose(rows, np.stack([alone[t] for t in texts[:8]]), rtol=0, atol=ATOL)
 
