@@ -12,22 +12,23 @@ the cleaning and tokenizing, and the model is replaced by one that computes noth
 - `device` waits in `time.sleep` (the GIL released, as a CUDA sync does) for DEVICE_MS plus
   DEVICE_US_PER_TEXT a text, so host work can overlap it as it would a GPU's.
 
-Closed-loop client threads each send one tweet at a time. Every round runs each model with
-`tokenize_ahead` off and on, in alternating order; prints one JSON line per run.
+Closed-loop client threads each send one tweet at a time (`service_load.closed_loop`), until
+REQUESTS are answered. Every round runs each model with `tokenize_ahead` off and on, in
+alternating order; prints one JSON line per run.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Sequence
 
 import numpy as np
 
-from vigil.runtime import BatcherConfig, Classifier, Service
+from vigil.runtime import BatcherConfig, Classifier
 
+from .measure import Budget
 from .sequence_buckets import arguments, prepared
+from .service_load import closed_loop
 
 
 class _NoModel:
@@ -47,40 +48,6 @@ class _NoModel:
         return np.zeros((len(ids), len(self.labels)), dtype=np.float32)
 
 
-def closed_loop(model: _NoModel, texts: Sequence[str], clients: int, requests: int, ahead: bool) -> dict[str, float]:
-    """CLIENTS threads sharing REQUESTS one-text requests; requests/s, latency, batch size."""
-    each = max(1, requests // clients)
-    latencies: list[float] = []
-    sizes: list[int] = []
-    start = threading.Barrier(clients + 1)
-
-    def client(k: int, service: Service) -> None:
-        service.submit(texts[k % len(texts)]).result()  # warm: one round trip off the clock
-        start.wait()
-        for i in range(each):
-            started = time.perf_counter()
-            service.submit(texts[(k * each + i) % len(texts)]).result()
-            latencies.append(time.perf_counter() - started)  # list.append is atomic
-
-    config = BatcherConfig(max_batch_size=256)
-    with Service(model, config, observer=lambda r: sizes.append(r.size), tokenize_ahead=ahead) as service:  # type: ignore[arg-type]
-        threads = [threading.Thread(target=client, args=(k, service)) for k in range(clients)]
-        for thread in threads:
-            thread.start()
-        start.wait()
-        started, warm_batches = time.perf_counter(), len(sizes)
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - started
-    ms = np.asarray(latencies) * 1e3
-    return {
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p99_ms": round(float(np.percentile(ms, 99)), 3),
-        "mean_batch": round(float(np.mean(sizes[warm_batches:])), 2),
-    }
-
-
 def main() -> None:
     parser = arguments(__doc__.splitlines()[0], limit=4096)
     parser.add_argument("--clients", default="1,16,64")
@@ -93,13 +60,17 @@ def main() -> None:
         "instant": _NoModel(classifier, 0.0, 0.0),
         "device": _NoModel(classifier, args.device_ms / 1e3, args.device_us_per_text / 1e6),
     }
+    config, budget = BatcherConfig(max_batch_size=256), Budget(seconds=600.0, max_items=args.requests)
     for round_ in range(args.rounds):
         for name, model in models.items():
             for clients in map(int, args.clients.split(",")):
                 for ahead in (bool(round_ % 2), not round_ % 2):
-                    figures = closed_loop(model, texts, clients, args.requests, ahead)
-                    print(json.dumps({"round": round_, "model": name, "clients": clients,
-                                      "tokenize_ahead": ahead, **figures}), flush=True)  # fmt: skip
+                    run = closed_loop(model, config, texts, clients, budget, tokenize_ahead=ahead)
+                    print(json.dumps({"round": round_, "model": name, "clients": clients, "tokenize_ahead": ahead,
+                                      "requests_per_s": round(run["achieved_rate"], 1),
+                                      "p50_ms": round(run["latency"]["p50_ms"], 3),
+                                      "p99_ms": round(run["latency"]["p99_ms"], 3),
+                                      "mean_batch": round(run["mean_batch_size"], 2)}), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -45,8 +45,11 @@ class _Recorder:
         self.records.append(record)  # list.append is atomic; only the dispatcher writes
 
 
-def closed_loop(classifier: Any, config: Any, texts: Sequence[str], clients: int, budget: Budget) -> dict[str, Any]:
-    """CLIENTS threads, each submitting one tweet at a time, until BUDGET is spent."""
+def closed_loop(
+    classifier: Any, config: Any, texts: Sequence[str], clients: int, budget: Budget, **options: Any
+) -> dict[str, Any]:
+    """CLIENTS threads, each submitting one tweet at a time, until BUDGET is spent; OPTIONS
+    go to the `Service` (e.g. tokenize_ahead)."""
     from vigil.runtime import Service, VigilError
 
     recorder = _Recorder()
@@ -67,7 +70,7 @@ def closed_loop(classifier: Any, config: Any, texts: Sequence[str], clients: int
                 continue
             latencies[k].append(time.perf_counter() - started)
 
-    with Service(classifier, config, observer=recorder, name="bench-service") as service:
+    with Service(classifier, config, observer=recorder, name="bench-service", **options) as service:
         threads = [threading.Thread(target=client, args=(k, service), name=f"bench-client-{k}") for k in range(clients)]
         for thread in threads:
             thread.start()

@@ -346,7 +346,7 @@ class Batcher(Generic[T, R]):
             request.enqueued_at = time.monotonic()
             self._pending.append(request)
             self._not_empty.notify()
-            if self._busy:
+            if self._busy and self._preparer is not None:
                 self._to_prepare.notify()
 
     def _dispatch_forever(self) -> None:
@@ -388,7 +388,7 @@ class Batcher(Generic[T, R]):
             self._ahead = max(0, self._ahead - len(batch))
             self._busy = True
             self._not_full.notify(len(batch))
-            if self._pending:
+            if self._pending and self._preparer is not None:
                 self._to_prepare.notify()
         return batch
 
@@ -413,6 +413,8 @@ class Batcher(Generic[T, R]):
             self._hand_over(_Answer(failed, prepare_error, dispatched_at, compute_s))
         if ready:
             self._hand_over(_Answer(ready, results, dispatched_at, compute_s))
+        if self._observer is None:
+            return  # nobody reads the record: build none
         self._observe(
             BatchRecord(
                 size=len(live),
@@ -503,8 +505,6 @@ class Batcher(Generic[T, R]):
 
     def _observe(self, record: BatchRecord) -> None:
         """Hand the record to the observer; a broken metrics hook must not stop serving."""
-        if self._observer is None:
-            return
         try:
             self._observer(record)
         except BaseException:  # noqa: BLE001 - the thread must outlive any observer

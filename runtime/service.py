@@ -85,12 +85,13 @@ class _Text(NamedTuple):
 
 
 class _Row(NamedTuple):
-    """One text tokenized by the `prepare` stage: its token ids, its attention mask, and
-    whether it wants its embedding."""
+    """One text tokenized by the `prepare` stage: its token ids, its attention mask, whether
+    it wants its embedding, and its real (unpadded) tokens."""
 
     ids: np.ndarray
     mask: np.ndarray
     embed: bool
+    tokens: int
 
 
 class Service:
@@ -242,7 +243,8 @@ class Service:
     def _tokenized(self, texts: list[_Text]) -> list[_Row]:
         """The `prepare` stage: clean and tokenize many texts in one call."""
         ids, mask = self._classifier.encode([t.text for t in texts])
-        return [_Row(*row, t.embed) for row, t in zip(zip(ids, mask), texts)]
+        tokens = mask.sum(axis=1).tolist()  # counted once per call, not per row on the dispatcher
+        return [_Row(*row, t.embed, n) for row, t, n in zip(zip(ids, mask), texts, tokens)]
 
     def _process(self, rows: list[_Row]) -> Sequence[np.ndarray]:
         """The dispatcher's batch: stack the rows, run the model once; each row gets its
@@ -312,4 +314,4 @@ def _cancel_when_queued(queued: Future[list[Future[Timed[np.ndarray]]]]) -> None
 
 def _tokens(rows: list[_Row]) -> int:
     """Real (unpadded) tokens in a batch: what the batch-tokens histogram counts."""
-    return int(sum(int(row.mask.sum()) for row in rows))
+    return sum(row.tokens for row in rows)
