@@ -8,12 +8,14 @@ the same target, once the process named by its PID is gone.
 
 from __future__ import annotations
 
+import _thread
 import glob
 import json
 import os
 import secrets
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -77,7 +79,13 @@ def move_into_place(work: Path, target: Path) -> None:
 def _sigterm_raises() -> Iterator[None]:
     """Make SIGTERM raise SystemExit(143) for the block, as SIGINT raises KeyboardInterrupt,
     so that cleanup runs. Only where Python allows it (the main thread) and only over the
-    default action: a handler someone installed is left alone."""
+    default action: a handler someone installed is left alone.
+
+    Python runs a signal handler at the next bytecode, which may lie inside a callback
+    whose exceptions it ignores (a weakref callback: importlib's module locks have one).
+    The exception is then only reported to `sys.unraisablehook` and the block runs on, so
+    for the block that hook delivers a dropped Ctrl-C or SIGTERM again.
+    """
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
@@ -85,10 +93,28 @@ def _sigterm_raises() -> Iterator[None]:
     def terminate(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
+    reported = sys.unraisablehook
+
+    def deliver_again(unraisable: Any) -> None:
+        error = unraisable.exc_value
+        if isinstance(error, KeyboardInterrupt):
+            signum = signal.SIGINT
+        elif isinstance(error, SystemExit) and error.code == 128 + signal.SIGTERM:
+            signum = signal.SIGTERM
+        else:
+            return reported(unraisable)
+        # From another thread, a moment later: raised inside this hook, it would be dropped
+        # again. Should it land in such a callback once more, it comes back here.
+        timer = threading.Timer(0.01, _thread.interrupt_main, (signum,))
+        timer.daemon = True
+        timer.start()
+
     signal.signal(signal.SIGTERM, terminate)
+    sys.unraisablehook = deliver_again
     try:
         yield
     finally:
+        sys.unraisablehook = reported
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 

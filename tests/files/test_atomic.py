@@ -29,3 +29,28 @@ def test_a_failure_removes_the_partial_and_leaves_the_target_alone(tmp_path: Pat
         (partial / "x" if directory else partial).write_text("half")
         raise failure
     assert list(tmp_path.iterdir()) == [target] and target.read_text() == "old"
+
+
+def test_a_sigterm_that_lands_in_a_callback_whose_errors_are_ignored_still_ends_the_block(tmp_path: Path) -> None:
+    # Python runs a signal handler at whatever bytecode comes next, which may be inside a
+    # weakref callback (importlib's module locks have one): the SystemExit raised there is
+    # printed as "Exception ignored" and dropped, and the run went on as if never signalled.
+    import signal
+    import weakref
+
+    class Anything:
+        pass
+
+    def signalled_inside(_: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(1000))  # the handler runs here, inside the callback
+
+    target = tmp_path / "out.csv"
+    with pytest.raises(SystemExit) as ended, renamed_on_success(target):
+        doomed = Anything()
+        ref = weakref.ref(doomed, signalled_inside)
+        del doomed  # the callback runs, and swallows what the handler raised in it
+        for _ in range(10_000_000):  # the signal must still end the block, here
+            pass
+    assert ended.value.code == 143 and ref() is None
+    assert list(tmp_path.iterdir()) == []
