@@ -282,6 +282,7 @@ class Vigil(Contender):
         max_batch_size: Largest batch a GPU session is bound for.
         sequence_buckets: As `Classifier.open`'s: None for its default (on the CPU, not on a
             GPU), True or False to measure both side by side.
+        replicas: As `Classifier.open`'s: sessions, for that many batches in flight in a Service.
     """
 
     packages = ("vigil", "onnxruntime", "tokenizers", "numpy")
@@ -295,6 +296,7 @@ class Vigil(Contender):
         cuda_graphs: bool | None = None,
         max_batch_size: int = 256,
         sequence_buckets: bool | None = None,
+        replicas: int = 1,
     ) -> None:
         self.artifact = artifact
         self.provider = provider
@@ -302,6 +304,7 @@ class Vigil(Contender):
         self.cuda_graphs = cuda_graphs
         self.max_batch_size = max_batch_size
         self.sequence_buckets = sequence_buckets
+        self.replicas = replicas
 
     def load(self) -> None:
         from vigil.runtime import Classifier
@@ -315,6 +318,7 @@ class Vigil(Contender):
                     variant=self.variant,
                     max_batch_size=self.max_batch_size,
                     sequence_buckets=self.sequence_buckets,
+                    replicas=self.replicas,
                 )
             else:
                 self.classifier = self._open_cuda(self.cuda_graphs)
@@ -335,7 +339,10 @@ class Vigil(Contender):
             manifest.directory / manifest.tokenizer_file, manifest.sequence_length, manifest.pad_id
         )
         chosen = [plan for plan in plans if plan.cuda_graphs == graphs]
-        model = open_model(manifest, chosen, filler=tokenizer.encode([""]), sequence_buckets=self.sequence_buckets)
+        model = open_model(
+            manifest, chosen, filler=tokenizer.encode([""]), sequence_buckets=self.sequence_buckets,
+            replicas=self.replicas,
+        )
         return Classifier(manifest, model, tokenizer=tokenizer)
 
     def versions(self) -> dict[str, str]:

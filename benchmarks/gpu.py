@@ -278,7 +278,10 @@ def plan(config: GpuConfig, found: dict[str, Any], checkpoint: Path | str, artif
         _entry("vigil-cuda-graphs", "vigil CUDA fp16-fused, CUDA graphs per batch x sequence bucket", cuda,
                artifact, partial(vigil, provider="cuda", cuda_graphs=True, sequence_buckets=True), service=True),
         _entry("vigil-cuda-graphs-32", "vigil CUDA fp16-fused, CUDA graphs, every batch at 32", cuda, artifact,
-               partial(vigil, provider="cuda", cuda_graphs=True, sequence_buckets=False)),
+               partial(vigil, provider="cuda", cuda_graphs=True, sequence_buckets=False), service=True),
+        _entry("vigil-cuda-graphs-32-2x", "vigil CUDA fp16-fused, CUDA graphs, every batch at 32, two replicas "
+               "(two batches in flight)", cuda, artifact,
+               partial(vigil, provider="cuda", cuda_graphs=True, sequence_buckets=False, replicas=2), service=True),
         _entry("vigil-cuda", "vigil CUDA fp16-fused, no graphs", cuda, artifact,
                partial(vigil, provider="cuda", cuda_graphs=False, sequence_buckets=True)),
     ]  # fmt: skip

@@ -15,10 +15,11 @@ from typing import Any
 
 from .report import Target, accuracy_table, curve, format_target, latency_table, number, table, throughput_table
 
-__all__ = ["BUCKETLESS", "SERVED", "markdown", "targets", "write_report"]
+__all__ = ["BUCKETLESS", "SERVED", "TWO_REPLICAS", "markdown", "targets", "write_report"]
 
 SERVED = "vigil-cuda-graphs"  # the contender a server runs, measured through the Service too
 BUCKETLESS = "vigil-cuda-graphs-32"
+TWO_REPLICAS = "vigil-cuda-graphs-32-2x"  # BUCKETLESS with two sessions: two batches in flight
 
 
 def targets(results: dict[str, Any]) -> list[Target]:
@@ -34,6 +35,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
     sixteen = closed.get(16, {}).get("achieved_rate")
     end_to_end, bucketless = curve(results, SERVED), curve(results, BUCKETLESS)
     at256 = _ratio(end_to_end.get(256), bucketless.get(256))
+    replicas = _ratio(_served_rate(results, TWO_REPLICAS, 64), _served_rate(results, BUCKETLESS, 64))
     return [
         _goal("model only, fp16, best batch", ">=", 70_000, _best(curve(results, SERVED, "model_only")), "texts/s"),
         _goal("end to end (clean, tokenize, model), best batch", ">=", 50_000, _best(end_to_end), "texts/s"),
@@ -50,7 +52,15 @@ def targets(results: dict[str, Any]) -> list[Target]:
                "closed loop, in process, end to end"),
         Target("sequence buckets / every batch at 32, end to end at batch 256", ">=", 1.0, at256,
                f"{SERVED} against {BUCKETLESS}"),
+        Target("Service, 64 clients: two replicas / one", ">=", 1.0, replicas,
+               f"{TWO_REPLICAS} against {BUCKETLESS}, closed loop"),
     ]  # fmt: skip
+
+
+def _served_rate(results: dict[str, Any], name: str, clients: int) -> float | None:
+    """Texts/s of contender NAME's Service with CLIENTS closed-loop clients, if measured."""
+    runs = results["contenders"].get(name, {}).get("service", {}).get("closed_loop", [])
+    return next((run["achieved_rate"] for run in runs if run["clients"] == clients), None)
 
 
 def _goal(name: str, op: str, goal: float, value: float | None, unit: str) -> Target:
@@ -87,9 +97,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"Sequence buckets {buckets['buckets']} against the full length, {buckets['texts']} tweets: "
             f"max |dp| {buckets['max_abs_prob_diff']:.1e}."
         )
-    service = results["contenders"].get(SERVED, {}).get("service")
-    if service:
-        parts.append(f"## Service: {SERVED} behind the dynamic batcher, closed loop\n\n" + _service_table(service))
+    for name, entry in results["contenders"].items():
+        if entry.get("service"):
+            parts.append(f"## Service: {name} behind the dynamic batcher, closed loop\n\n" + _service_table(entry["service"]))
     absent = [entry for entry in results["contenders"].values() if entry["status"] != "ok"]
     if absent:
         parts.append("## Not measured\n\n" + "\n".join(f"- {e['label']}: {e['status']}: {e['reason']}" for e in absent))

@@ -36,6 +36,7 @@ class _NoModel:
     answers zeros at once or after a GPU-like wait."""
 
     provider = "CUDAExecutionProvider"  # what the Service would see on a GPU
+    concurrency = 1
 
     def __init__(self, classifier: Classifier, wait_s: float, wait_s_per_text: float) -> None:
         self.labels = classifier.labels

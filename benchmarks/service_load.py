@@ -42,7 +42,7 @@ class _Recorder:
         self.records: list[Any] = []
 
     def __call__(self, record: Any) -> None:
-        self.records.append(record)  # list.append is atomic; only the dispatcher writes
+        self.records.append(record)  # list.append is atomic, from any dispatcher
 
 
 def closed_loop(

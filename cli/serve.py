@@ -27,6 +27,12 @@ __all__ = ["serve"]
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True,
               help="Execution provider; auto takes the fastest available.")
 @click.option("--variant", help="Artifact variant (default: the provider's natural one, e.g. int8 on the CPU).")
+@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Sessions of the model, each computing one batch at a time: that many batches in flight. On a GPU "
+                   "one computes while the host feeds another; on the CPU give --threads too (replicas x threads "
+                   "cores).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Intra-op threads per session [default: one per physical core on the CPU, one on a GPU].")
 # Limits left unset keep the library's defaults (BatcherConfig, ServeSettings), quoted in the help.
 @click.option("--max-batch-size", type=click.IntRange(min=1), help="Most texts in one model run [default: 64].")
 @click.option("--max-wait-ms", type=click.FloatRange(min=0),
@@ -58,6 +64,8 @@ def serve(
     port: int,
     provider: str,
     variant: str | None,
+    replicas: int,
+    threads: int | None,
     max_batch_size: int | None,
     max_wait_ms: float | None,
     queue_size: int | None,
@@ -87,7 +95,8 @@ def serve(
     # A stand-in artifact warns here, and every answer says `random_weights: true`.
     # spin=False: between runs ONNX Runtime's threads sleep, leaving the cores to the HTTP loop.
     classifier = Classifier.open(
-        artifact, provider=provider, variant=variant, max_batch_size=batcher.max_batch_size, spin=False
+        artifact, provider=provider, variant=variant, max_batch_size=batcher.max_batch_size, spin=False,
+        replicas=replicas, threads=threads,
     )
     with classifier:
         run(create_app(classifier, batcher, settings), host=host, port=port)

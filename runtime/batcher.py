@@ -1,24 +1,27 @@
 """A dynamic batcher: many callers submit single items, one thread computes them in batches.
 
 A model scores a batch of 32 texts in little more than the time of one, so a server gathers
-concurrent requests into batches. `Batcher` owns a bounded queue and one named dispatcher
-thread that calls `process`, one batch at a time, always on that thread. An optional
-`prepare` stage turns items into what `process` takes, a batch at a time: work that costs
-less per item done for many at once (tokenizing: one call for the batch, on every core,
-instead of one per caller) is done there, on the dispatcher just before `process`.
+concurrent requests into batches. `Batcher` owns a bounded queue and a named dispatcher
+thread that calls `process`, one batch at a time, always on that thread; with
+`dispatchers=N` (a model with N replicas, e.g. two GPU sessions), N dispatcher threads share
+the queue, so up to N batches are in `process` at once. An optional `prepare` stage turns
+items into what `process` takes, a batch at a time: work that costs less per item done for
+many at once (tokenizing: one call for the batch, on every core, instead of one per caller)
+is done there, on the dispatcher just before `process`.
 
 The policy is work-conserving, as Triton's dynamic batcher and TEI's are: the model never
-idles while a request waits. A request that finds the dispatcher idle is dispatched at once,
-alone; while `process` runs, new requests accumulate in the queue; when it returns, the
-dispatcher takes everything queued, up to `max_batch_size`. Batches therefore grow with the
-load by themselves: one client pays no batching delay, and a backlog leaves in full batches.
+idles while a request waits. A request that finds a dispatcher idle is dispatched at once,
+alone; while `process` runs on every dispatcher, new requests accumulate in the queue; when
+one returns, its dispatcher takes everything queued, up to `max_batch_size`. Batches
+therefore grow with the load by themselves: one client pays no batching delay, and a
+backlog leaves in full batches.
 Waiting for a batch to fill (`max_wait_s`, default 0) only helps throughput at light load,
 and costs every lone request that wait, so it is opt-in: with it, the dispatcher keeps
 collecting for up to `max_wait_s` after the first request of a batch was enqueued.
 
 With `prepare_ahead`, for a model that computes off the host (a GPU), a third thread, the
-preparer, prepares what queues while `process` runs, so the next batch's host work overlaps
-this batch's compute. Only the preparation runs ahead: batches are still formed when the
+preparer, prepares what queues while `process` runs (on every dispatcher: an idle one takes
+new requests itself), so the next batch's host work overlaps this batch's compute. Only the preparation runs ahead: batches are still formed when the
 model frees up, from everything queued, so they stay as full as without it, and a
 request cancelled before its batch starts still costs no compute. A lone request finds
 the dispatcher idle and is prepared by it, with no extra thread hop.
@@ -162,13 +165,13 @@ class Batcher(Generic[T, R]):
 
     Args:
         process: Maps a batch (a list of items, or of what `prepare` made of them) to a
-            sequence of results, one per item. Always called on the dispatcher thread, one
-            batch at a time.
+            sequence of results, one per item. Always called on a dispatcher thread, one
+            batch at a time on each.
         config: Batch and queue limits.
         observer: Called on the dispatcher thread with a `BatchRecord` after every batch
             that computed at least one request; its exceptions are logged and ignored.
-        name: Name of the dispatcher thread, to find it in dumps and profiles; the
-            deliverer thread is named NAME-deliver.
+        name: Name of the dispatcher thread, to find it in dumps and profiles; further
+            dispatchers are NAME-2, NAME-3..., the deliverer thread is NAME-deliver.
         prepare: Maps a list of items to what `process` takes, one prepared item per
             item, in order; None hands `process` the items themselves. If it raises, the
             items of that call fail with its exception, and the rest of their batch runs.
@@ -178,6 +181,10 @@ class Batcher(Generic[T, R]):
             dispatcher and the preparer may call it at the same time.
         weigh: Maps a batch as `process` takes it to the work it holds (e.g. real tokens),
             reported as `BatchRecord.work`; None reports 0.
+        dispatchers: How many batches may be in `process` at once, each on a dispatcher
+            thread of its own: one per replica of the model, so that one replica computes
+            while the host feeds another. With more than one, `process`, `prepare` and the
+            observer must be thread-safe.
 
     Use it as a context manager, or call `close()`: its threads live until then.
     """
@@ -192,6 +199,7 @@ class Batcher(Generic[T, R]):
         prepare: Callable[[list[T]], Sequence[Any]] | None = None,
         prepare_ahead: bool = False,
         weigh: Callable[[list[Any]], int] | None = None,
+        dispatchers: int = 1,
     ) -> None:
         if not callable(process):
             raise TypeError(f"process must be callable, got {process!r}")
@@ -209,7 +217,7 @@ class Batcher(Generic[T, R]):
         self._name = name
         self._pending: deque[_Request[T, R]] = deque()
         self._ahead = 0  # requests at the head of `_pending` already prepared or preparing
-        self._busy = False  # the dispatcher is between taking a batch and answering it
+        self._busy = 0  # dispatchers between taking a batch and answering it
         self._closed = False
         # Conditions over one lock, as in queue.Queue: the dispatcher waits for work,
         # submitters wait for room, the preparer for work while the dispatcher is busy, and
@@ -222,13 +230,17 @@ class Batcher(Generic[T, R]):
         # Unbounded, yet bounded in practice: it only ever holds accepted requests.
         self._answers: SimpleQueue[_Answer[T, R] | None] = SimpleQueue()
         self._deliverer = threading.Thread(target=self._deliver_forever, name=f"{name}-deliver", daemon=True)
-        self._thread = threading.Thread(target=self._dispatch_forever, name=name, daemon=True)
+        self._dispatchers = tuple(
+            threading.Thread(target=self._dispatch_forever, name=name if i == 1 else f"{name}-{i}", daemon=True)
+            for i in range(1, require_int("dispatchers", dispatchers, 1) + 1)
+        )
+        self._dispatching = len(self._dispatchers)  # dispatchers not yet stopped
         self._preparer = (
             threading.Thread(target=self._prepare_ahead_forever, name=f"{name}-prepare", daemon=True)
             if prepare_ahead
             else None
         )
-        for thread in (self._deliverer, self._thread, self._preparer):
+        for thread in (self._deliverer, *self._dispatchers, self._preparer):
             if thread is not None:
                 thread.start()
 
@@ -302,19 +314,18 @@ class Batcher(Generic[T, R]):
             if cancel_pending:
                 self._pending.clear()
                 self._ahead = 0
-            # Closing is the sentinel: the dispatcher stops once it sees it with an empty
-            # queue, the preparer stops (the dispatcher prepares what is left), and
+            # Closing is the sentinel: a dispatcher stops once it sees it with an empty
+            # queue, the preparer stops (the dispatchers prepare what is left), and
             # submitters blocked on a full queue give up.
             self._not_empty.notify_all()
             self._not_full.notify_all()
             self._to_prepare.notify_all()
         for request in dropped:
             request.future.cancel()  # outside the lock: this runs the future's callbacks
-        # On the dispatcher, join nothing: the deliverer stops only after it does.
+        # On a dispatcher, join nothing: the deliverer stops only after they all do.
         current = threading.current_thread()
-        if wait and current is not self._thread:
-            self._thread.join()
-            for thread in (self._deliverer, self._preparer):
+        if wait and current not in self._dispatchers:
+            for thread in (*self._dispatchers, self._deliverer, self._preparer):
                 if thread is not None and current is not thread:
                     thread.join()
 
@@ -346,23 +357,31 @@ class Batcher(Generic[T, R]):
             request.enqueued_at = time.monotonic()
             self._pending.append(request)
             self._not_empty.notify()
-            if self._busy and self._preparer is not None:
+            if self._preparer is not None and self._all_busy():
                 self._to_prepare.notify()
 
     def _dispatch_forever(self) -> None:
-        """The dispatcher thread: batch, compute, hand over, repeat until closed and drained."""
+        """A dispatcher thread: batch, compute, hand over, repeat until closed and drained."""
         try:
             while (batch := self._next_batch()) is not None:
                 try:
                     self._run_batch(batch)
                 finally:
                     with self._lock:
-                        self._busy = False
+                        self._busy -= 1
         finally:
-            self._answers.put(None)  # the deliverer stops after the answers before it
+            with self._lock:
+                self._dispatching -= 1
+                last = self._dispatching == 0
+            if last:
+                self._answers.put(None)  # the deliverer stops after the answers before it
 
     def _has_work(self) -> bool:
         return bool(self._pending) or self._closed
+
+    def _all_busy(self) -> bool:
+        """Whether every dispatcher holds a batch, so that what queues now has to wait."""
+        return self._busy == len(self._dispatchers)
 
     def _next_batch(self) -> list[_Request[T, R]] | None:
         """Block for a first request, take what is queued (waiting up to `max_wait_s` after
@@ -386,7 +405,7 @@ class Batcher(Generic[T, R]):
                     break  # nothing queued (and the deadline passed, or closing)
                 batch.append(self._pending.popleft())
             self._ahead = max(0, self._ahead - len(batch))
-            self._busy = True
+            self._busy += 1
             self._not_full.notify(len(batch))
             if self._pending and self._preparer is not None:
                 self._to_prepare.notify()
@@ -475,10 +494,10 @@ class Batcher(Generic[T, R]):
                 self._prepared.notify()
 
     def _next_to_prepare(self) -> list[_Request[T, R]] | None:
-        """Mark the next unprepared requests as preparing, once the dispatcher is busy and
+        """Mark the next unprepared requests as preparing, once every dispatcher is busy and
         some are queued; None once closed."""
         with self._to_prepare:
-            self._to_prepare.wait_for(lambda: self._closed or (self._busy and len(self._pending) > self._ahead))
+            self._to_prepare.wait_for(lambda: self._closed or (self._all_busy() and len(self._pending) > self._ahead))
             if self._closed:
                 return None
             start = self._ahead

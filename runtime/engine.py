@@ -173,6 +173,7 @@ class Classifier:
         spin: bool = True,
         sequence_buckets: bool | None = None,
         embeddings: bool = False,
+        replicas: int = 1,
     ) -> Classifier:
         """Open the artifact directory ARTIFACT on the best (or the requested) provider.
 
@@ -198,6 +199,9 @@ class Classifier:
             embeddings: You will embed: where VARIANT is None, pass over a variant whose
                 embeddings missed their tolerance at export (int8 on the CPU then runs
                 fp32; see `embedding_problem`).
+            replicas: Sessions of the model, each running one batch at a time, so that a
+                `Service` keeps that many batches in flight (`Replicas`); THREADS is per
+                replica. For a GPU, where one batch computes while the host feeds another.
 
         Raises:
             ArtifactError: The artifact is missing, malformed or corrupt (sha256).
@@ -212,7 +216,8 @@ class Classifier:
         )
         tokenizer = _tokenizer_for(manifest)
         model = open_model(
-            manifest, plans, filler=tokenizer.encode([""]), threads=threads, spin=spin, sequence_buckets=sequence_buckets
+            manifest, plans, filler=tokenizer.encode([""]), threads=threads, spin=spin,
+            sequence_buckets=sequence_buckets, replicas=replicas,
         )
         if manifest.random_weights:
             warnings.warn(
@@ -233,6 +238,11 @@ class Classifier:
     def closed(self) -> bool:
         """Whether `close()` was called."""
         return self._model is None
+
+    @property
+    def concurrency(self) -> int:
+        """Batches the model runs at once: its replicas (`open(..., replicas=)`)."""
+        return self.model.concurrency
 
     @property
     def embedding_width(self) -> int:

@@ -10,6 +10,12 @@ max_batch_size, sequence buckets the manifest's where the graph's sequence axis 
 symbolic. Each is bound once through IO binding and refilled in place, because a CUDA graph
 replays fixed addresses.
 
+With `replicas=N`, `open_model` opens N sessions of the plan and returns `Replicas`, which
+runs each batch on whichever is idle: N batches in flight, each replica with its own
+buffers and CUDA graphs (graphs replay on the thread and stream that captured them, so two
+batches in flight cannot share one session's). A `Service` gives it one dispatcher per
+replica (`Model.concurrency`).
+
 Every session is created with `enable_fallback=0`: otherwise onnxruntime's Python API
 silently rebuilds a failed GPU session on the CPU without our provider options, and a
 request for a GPU would quietly run on the CPU.
@@ -20,11 +26,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from queue import SimpleQueue
 
 import numpy as np
 import onnxruntime as ort
@@ -34,7 +42,9 @@ from .errors import ArtifactError, ProviderError
 from .manifest import INPUT_NAMES, Manifest
 from .providers import GPU_DEVICE, SessionPlan
 
-__all__ = ["GPU_SEQUENCE_BUCKETS", "BoundModel", "Model", "create_session", "open_model", "sequence_widths"]
+__all__ = [
+    "GPU_SEQUENCE_BUCKETS", "BoundModel", "Model", "Replicas", "create_session", "open_model", "sequence_widths",
+]
 
 _log = logging.getLogger(__name__)
 # Sequence buckets on a GPU, unless asked otherwise. Measured on an H200 (full-size model,
@@ -126,9 +136,11 @@ class Model:
         run_per_bucket: Whether a batch whose rows fall in different sequence buckets should
             run once per bucket: yes on the CPU provider, where a run costs about what its
             positions cost.
+        concurrency: How many batches it runs at once; runs beyond that wait their turn.
     """
 
     run_per_bucket = True
+    concurrency = 1
 
     def __init__(
         self,
@@ -289,6 +301,48 @@ class BoundModel(Model):
         )  # fmt: skip
 
 
+class Replicas(Model):
+    """Several opened sessions of one plan, run as one model: each batch runs on an idle
+    replica, so up to `concurrency` batches are in flight, and further runs wait for one.
+
+    On a GPU a replica is a `BoundModel` with its own buffers, graphs and graph thread, and
+    the replicas' batches overlap: one computes while the host fills, copies and reads out
+    another. `session` is the first replica's.
+    """
+
+    def __init__(self, replicas: Sequence[Model]) -> None:
+        first = replicas[0]
+        super().__init__(first.session, first.plan, first.sequence_buckets, first.pooled_output)
+        self.replicas = tuple(replicas)
+        self.run_per_bucket = first.run_per_bucket
+        self.concurrency = len(self.replicas)
+        self._idle: SimpleQueue[Model] = SimpleQueue()
+        for replica in self.replicas:
+            self._idle.put(replica)
+
+    def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        with self._replica() as replica:
+            return replica.run(ids, mask)
+
+    def run_with_pooled(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._require_pooled()
+        with self._replica() as replica:
+            return replica.run_with_pooled(ids, mask)
+
+    def close(self) -> None:
+        for replica in self.replicas:
+            replica.close()
+
+    @contextmanager
+    def _replica(self) -> Iterator[Model]:
+        """An idle replica, held for one run; waits while all are running."""
+        replica = self._idle.get()
+        try:
+            yield replica
+        finally:
+            self._idle.put(replica)
+
+
 @dataclass(frozen=True)
 class _Slot:
     """One bucket's fixed buffers, their binding, and the run options naming its graph."""
@@ -352,6 +406,7 @@ def open_model(
     threads: int | None = None,
     spin: bool = True,
     sequence_buckets: bool | None = None,
+    replicas: int = 1,
 ) -> Model:
     """The first of PLANS that opens and warms up; a failure is logged and the next tried.
 
@@ -363,16 +418,35 @@ def open_model(
         spin: Let idle intra-op threads spin-wait (see `create_session`).
         sequence_buckets: Run batches at the manifest's sequence buckets where the graph's
             sequence axis allows it. None: on the CPU, not on a GPU (`GPU_SEQUENCE_BUCKETS`).
+        replicas: Sessions to open of the plan that opens, for that many batches in
+            flight (`Replicas`); THREADS is per replica.
 
     Raises:
-        ProviderError: The last plan failed too.
+        ProviderError: The last plan failed too, or a further replica failed to open.
         ArtifactError: A model file is missing or does not match the manifest.
     """
     if not plans:
         raise ValueError("open_model needs at least one plan, got none")
+    require_int("replicas", replicas, 1)
     open_plan = partial(
         _open, manifest, filler=filler, threads=threads, spin=spin, sequence_buckets=sequence_buckets
     )
+    opened = [_first_that_opens(plans, open_plan)]
+    if replicas == 1:
+        return opened[0]
+    # The others take the plan that worked: a replica that then fails (GPU memory) is an
+    # error to report, not a reason to run N batches on another provider.
+    try:
+        while len(opened) < replicas:
+            opened.append(open_plan(opened[0].plan))
+    except BaseException:
+        for model in opened:
+            model.close()
+        raise
+    return Replicas(opened)
+
+
+def _first_that_opens(plans: Sequence[SessionPlan], open_plan: Callable[[SessionPlan], Model]) -> Model:
     *fallbacks, last = plans
     for plan in fallbacks:
         try:

@@ -2,7 +2,8 @@
 
 Callers on any thread, or on an event loop, submit one text each. The text's type is
 checked at once on the caller's thread, so a bad request fails before it is queued; the
-text itself is queued as it is. The batcher's one dispatcher thread then cleans and
+text itself is queued as it is. The batcher's dispatcher thread (one per model replica,
+`Classifier.open(replicas=...)`, so that each keeps one batch in flight) then cleans and
 tokenizes each batch in one call (its `prepare` stage) and runs the model on it, and each
 future gets its own row; where the model computes off the host, a preparer thread already
 tokenizes what queues while the model runs (`tokenize_ahead`). Tokenizing a batch at once costs a fraction of tokenizing its
@@ -125,8 +126,8 @@ class Service:
         if tokenize_ahead is None:
             tokenize_ahead = classifier.provider != "CPUExecutionProvider"
         self._batcher = Batcher(
-            self._process, config, observer=observer, name=name,
-            prepare=self._tokenized, prepare_ahead=tokenize_ahead, weigh=_tokens,
+            self._process, config, observer=observer, name=name, prepare=self._tokenized,
+            prepare_ahead=tokenize_ahead, weigh=_tokens, dispatchers=classifier.concurrency,
         )
 
     @property

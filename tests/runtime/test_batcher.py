@@ -964,8 +964,69 @@ def test_ahead_needs_a_prepare() -> None:
         Batcher(double, prepare_ahead=True)
 
 
-@pytest.mark.parametrize("prepare_ahead", [False, True])
-def test_under_load_with_cancellations_nothing_is_lost_duplicated_or_mixed_up(prepare_ahead: bool) -> None:
+# --- several dispatchers: one batch in flight per model replica ---------------------------
+
+
+def test_a_request_that_finds_a_dispatcher_idle_runs_beside_the_busy_one() -> None:
+    # Two dispatchers: a second request runs at once on the idle one, in a batch of its own;
+    # only when both are busy do requests queue, and the first to free up takes them all.
+    name = unique_name()
+    gate = Gate()
+    with Batcher(gate, name=name, dispatchers=2) as batcher:
+        first = hold_first_batch(gate, batcher)
+        second = batcher.submit(1)
+        wait_for(lambda: len(gate.batches) == 2, "both dispatchers to hold a batch")
+        queued = [batcher.submit(i) for i in (2, 3, 4)]
+        assert batcher.queue_depth == 3
+        gate.release.set()
+        assert [f.result(TIMEOUT) for f in (first, second, *queued)] == [0, 2, 4, 6, 8]
+    assert gate.batches == [[0], [1], [2, 3, 4]]
+    assert {t.name for t in gate.threads} <= {name, f"{name}-2"}
+    assert len({t.name for t in gate.threads}) == 2
+    assert not thread_alive(name) and not thread_alive(f"{name}-2") and not thread_alive(f"{name}-deliver")
+
+
+def test_with_two_dispatchers_the_preparer_works_only_while_both_are_busy() -> None:
+    # A request that finds a dispatcher idle is prepared by it; what queues while both
+    # dispatchers compute is prepared ahead.
+    name = unique_name()
+    gate, prepare = Gate(list), Preparer()
+    with Batcher(gate, name=name, prepare=prepare, prepare_ahead=True, dispatchers=2) as batcher:
+        hold_first_batch(gate, batcher)
+        second = batcher.submit(1)
+        wait_for(lambda: len(gate.batches) == 2, "the idle dispatcher to take item 1")
+        third = batcher.submit(2)
+        wait_for(lambda: 2 in prepare.prepared, "item 2 to be prepared ahead")
+        gate.release.set()
+        assert [f.result(TIMEOUT) for f in (second, third)] == [-1, -2]
+    by_item = {items[0]: thread for thread, items in prepare.calls}
+    assert by_item[0] == name and by_item[1] == f"{name}-2" and by_item[2] == f"{name}-prepare"
+
+
+def test_close_from_process_with_two_dispatchers_answers_everything() -> None:
+    batcher: Batcher[int, int]
+
+    def close_then_double(items: list[int]) -> list[int]:
+        batcher.close()
+        return double(items)
+
+    name = unique_name()
+    batcher = Batcher(close_then_double, name=name, dispatchers=2)
+    assert batcher.submit(4).result(TIMEOUT) == 8
+    batcher.close()
+    assert not thread_alive(name) and not thread_alive(f"{name}-2")
+
+
+@pytest.mark.parametrize("dispatchers", [0, -1, True, 1.5])
+def test_dispatchers_must_be_a_positive_int(dispatchers: object) -> None:
+    with pytest.raises((TypeError, ValueError), match="dispatchers"):
+        Batcher(double, dispatchers=dispatchers)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("prepare_ahead, dispatchers", [(False, 1), (True, 1), (False, 2), (True, 2)])
+def test_under_load_with_cancellations_nothing_is_lost_duplicated_or_mixed_up(
+    prepare_ahead: bool, dispatchers: int
+) -> None:
     # 64 client threads, every 7th request cancelled as soon as it is queued: each other one
     # gets its own item back, each cancelled one never reaches process, nothing runs twice.
     n_threads, per_thread = 64, 60
@@ -985,7 +1046,9 @@ def test_under_load_with_cancellations_nothing_is_lost_duplicated_or_mixed_up(pr
             mine.append((i % 7 == 0 and future.cancel(), future))
 
     config = BatcherConfig(max_batch_size=16, submit_timeout_s=TIMEOUT)
-    with Batcher(process, config, name=unique_name(), prepare=list, prepare_ahead=prepare_ahead) as batcher:
+    with Batcher(
+        process, config, name=unique_name(), prepare=list, prepare_ahead=prepare_ahead, dispatchers=dispatchers
+    ) as batcher:
         clients = [threading.Thread(target=client, args=(t,)) for t in range(n_threads)]
         for c in clients:
             c.start()

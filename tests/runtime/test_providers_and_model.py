@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import pytest
+from helpers import wait_for
 
 from vigil.runtime import model as model_module
 from vigil.runtime import providers as providers_module
 from vigil.runtime.errors import ArtifactError, ProviderError
 from vigil.runtime.manifest import Manifest
-from vigil.runtime.model import BoundModel, Model, create_session, open_model
+from vigil.runtime.model import BoundModel, Model, Replicas, create_session, open_model
 from vigil.runtime.providers import SessionPlan, buckets, plan_sessions
 from vigil.runtime.tokenizer import SharedTokenizer
 
@@ -444,3 +445,76 @@ def test_bound_model_refuses_a_batch_longer_than_its_longest_bucket(bound: Bound
     with pytest.raises(ValueError, match="sequence length 40 is longer than the model's 32"):
         bound.run(ids, mask)
 
+
+
+# --- Replicas: several batches in flight ------------------------------------------------
+
+
+def test_open_model_with_replicas_opens_a_session_and_graph_thread_each(
+    manifest: Manifest, reference: Model, filler, encoded
+) -> None:
+    model = open_model(manifest, [cpu_plan(buckets=(1, 2, 4), cuda_graphs=True)], filler=filler, replicas=2)
+    try:
+        assert isinstance(model, Replicas) and model.concurrency == 2
+        first, second = model.replicas
+        assert isinstance(first, BoundModel) and isinstance(second, BoundModel)
+        assert first.session is not second.session
+        assert first.graph_thread is not second.graph_thread  # each captured its own graphs
+        assert model.sequence_buckets == first.sequence_buckets and model.plan == first.plan
+        ids, mask = encoded
+        np.testing.assert_allclose(model.run(ids, mask), reference.run(ids, mask), rtol=0, atol=1e-5)
+    finally:
+        model.close()
+    assert not first.graph_thread.is_alive() and not second.graph_thread.is_alive()
+
+
+def test_one_replica_is_the_model_itself(manifest: Manifest, filler) -> None:
+    model = open_model(manifest, [cpu_plan("int8")], filler=filler, replicas=1)
+    assert not isinstance(model, Replicas) and model.concurrency == 1
+
+
+def test_a_replica_that_fails_to_open_closes_those_opened(manifest: Manifest, filler, monkeypatch) -> None:
+    opened: list[Model] = []
+    real_open = model_module._open
+
+    def second_fails(*args: object, **kwargs: object) -> Model:
+        if opened:
+            raise ProviderError("out of GPU memory (injected)")
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(model_module, "_open", second_fails)
+    with pytest.raises(ProviderError, match="injected"):
+        open_model(manifest, [cpu_plan(buckets=(1, 2), cuda_graphs=True)], filler=filler, replicas=2)
+    assert isinstance(opened[0], BoundModel) and not opened[0].graph_thread.is_alive()
+
+
+class HeldModel(Model):
+    """A stand-in replica whose runs block until released, recording who ran."""
+
+    def __init__(self, session: onnxruntime.InferenceSession, name: str, log: list[str], release: threading.Event) -> None:
+        super().__init__(session, cpu_plan())
+        self.name, self.log, self.release = name, log, release
+
+    def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.log.append(self.name)
+        assert self.release.wait(10), "never released"
+        return ids
+
+
+def test_replicas_run_one_batch_each_at_once_and_further_runs_wait(reference: Model, encoded) -> None:
+    log: list[str] = []
+    release = threading.Event()
+    model = Replicas([HeldModel(reference.session, name, log, release) for name in "ab"])
+    ids, mask = encoded
+    with ThreadPoolExecutor(3) as callers:
+        runs = [callers.submit(model.run, ids[i : i + 1], mask[i : i + 1]) for i in range(2)]
+        wait_for(lambda: sorted(log) == ["a", "b"], "both replicas to run a batch")
+        third = callers.submit(model.run, ids[2:3], mask[2:3])
+        with pytest.raises(TimeoutError):
+            third.result(timeout=0.2)  # both replicas are busy: it waits its turn
+        release.set()
+        results = [f.result(10) for f in (*runs, third)]
+    assert len(log) == 3
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(result, ids[i : i + 1])  # each caller got its own batch back

@@ -29,7 +29,7 @@ from vigil.runtime import (
     Service,
 )
 from vigil.runtime.manifest import Manifest
-from vigil.runtime.model import BoundModel, open_model
+from vigil.runtime.model import BoundModel, Replicas, open_model
 from vigil.runtime.providers import SessionPlan
 
 TIMEOUT = 30.0
@@ -235,6 +235,48 @@ def test_with_cuda_graphs_every_run_goes_through_the_one_graph_thread(
     assert ran_on == {graph_thread}
     assert warm_ups == []  # captured once, at open; never again per caller
     assert not graph_thread.is_alive()  # closing the classifier stopped it
+
+
+def record_threads(model: BoundModel, monkeypatch: pytest.MonkeyPatch) -> set[threading.Thread]:
+    """The threads MODEL's runs will run on, filled in as they run."""
+    threads: set[threading.Thread] = set()
+    run_bucket = model._run_bucket
+
+    def recorded(*args: object) -> tuple[np.ndarray, ...]:
+        threads.add(threading.current_thread())
+        return run_bucket(*args)
+
+    monkeypatch.setattr(model, "_run_bucket", recorded)
+    return threads
+
+
+def test_with_two_replicas_two_batches_are_in_flight_each_on_its_own_graph_thread(
+    classifier: Classifier, tiny_artifact: Path, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dispatcher per replica: while one replica holds a batch, a request runs at once on
+    # the other; under load every text still gets its own row, each replica's runs on the
+    # graph thread that captured its graphs.
+    manifest = Manifest.load(tiny_artifact)
+    plan = SessionPlan("CPUExecutionProvider", "fp32", (("CPUExecutionProvider", {}),), (1, 2, 4, 8), cuda_graphs=True)
+    model = open_model(manifest, [plan], filler=classifier.encode([""]), replicas=2)
+    assert isinstance(model, Replicas)
+    ran_on = {replica.graph_thread: record_threads(replica, monkeypatch) for replica in model.replicas}
+    with Classifier(manifest, model) as bound:
+        gate = GatedScore(bound)
+        monkeypatch.setattr(bound, "score", gate)
+        with Service(bound, BatcherConfig(max_batch_size=8), name="replicas") as service:
+            first = hold_first_batch(service, gate)
+            gate.entered.clear()
+            second = service.submit("second")
+            assert gate.entered.wait(TIMEOUT)  # computing beside the first, not queued behind it
+            gate.release.set()
+            assert first.result(TIMEOUT).shape == second.result(TIMEOUT).shape == (6,)
+            with ThreadPoolExecutor(8) as pool:
+                futures = list(pool.map(service.submit, texts))
+            for text, future in zip(texts, futures):
+                np.testing.assert_allclose(future.result(TIMEOUT), alone[text], rtol=0, atol=1e-5)
+    assert gate.calls[:2] == [1, 1]
+    assert all(threads == {graph_thread} for graph_thread, threads in ran_on.items())
 
 
 def test_service_does_not_close_its_classifier(classifier: Classifier) -> None:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from vigil.cli.serve import serve
 from vigil.runtime import BatcherConfig
+from vigil.runtime.model import Replicas
 from vigil.serve import ServeSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*random-weight stand-in")
@@ -45,6 +46,16 @@ def test_options_reach_the_configs(
         max_body_bytes=2048, max_texts=8, max_text_chars=280, timeout_s=2.5, api_key="k3y"
     )
     assert state.classifier.variant == "fp32"
+
+
+def test_replicas_and_threads_reach_the_model(tiny_artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    models: list[Any] = []
+    monkeypatch.setattr("vigil.serve.run", lambda app, **_: models.append(app.state.vigil.classifier.model))
+    result = CliRunner().invoke(serve, [str(tiny_artifact), "--provider", "cpu", "--replicas", "2", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    (model,) = models
+    assert isinstance(model, Replicas) and model.concurrency == 2
+    assert [r.session.get_session_options().intra_op_num_threads for r in model.replicas] == [1, 1]
 
 
 def test_unset_options_keep_the_library_defaults(tiny_artifact: Path, started: dict[str, Any]) -> None:
