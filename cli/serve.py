@@ -29,10 +29,10 @@ __all__ = ["serve"]
 @click.option("--variant", help="Artifact variant (default: the provider's natural one, e.g. int8 on the CPU).")
 @click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
               help="Sessions of the model, each computing one batch at a time: that many batches in flight. On a GPU "
-                   "one computes while the host feeds another; on the CPU give --threads too (replicas x threads "
-                   "cores).")
+                   "one computes while the host feeds another; on the CPU each replica takes --threads cores.")
 @click.option("--threads", type=click.IntRange(min=1),
-              help="Intra-op threads per session [default: one per physical core on the CPU, one on a GPU].")
+              help="Intra-op threads per session [default: one per physical core on the CPU, one on a GPU, one "
+                   "per replica when there are several].")
 # Limits left unset keep the library's defaults (BatcherConfig, ServeSettings), quoted in the help.
 @click.option("--max-batch-size", type=click.IntRange(min=1), help="Most texts in one model run [default: 64].")
 @click.option("--max-wait-ms", type=click.FloatRange(min=0),

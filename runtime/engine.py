@@ -200,8 +200,9 @@ class Classifier:
                 embeddings missed their tolerance at export (int8 on the CPU then runs
                 fp32; see `embedding_problem`).
             replicas: Sessions of the model, each running one batch at a time, so that a
-                `Service` keeps that many batches in flight (`Replicas`); THREADS is per
-                replica. For a GPU, where one batch computes while the host feeds another.
+                `Service` keeps that many batches in flight (`Replicas`). For a GPU, where
+                one batch computes while the host feeds another. THREADS is per replica,
+                and defaults to one for each of several.
 
         Raises:
             ArtifactError: The artifact is missing, malformed or corrupt (sha256).

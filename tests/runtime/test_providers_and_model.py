@@ -518,3 +518,11 @@ def test_replicas_run_one_batch_each_at_once_and_further_runs_wait(reference: Mo
     assert len(log) == 3
     for i, result in enumerate(results):
         np.testing.assert_array_equal(result, ids[i : i + 1])  # each caller got its own batch back
+
+
+@pytest.mark.parametrize("threads, expected", [(None, 1), (2, 2)])
+def test_several_replicas_get_one_thread_each_unless_told(manifest: Manifest, filler, threads, expected) -> None:
+    # N sessions of a thread per core each would fight over the cores.
+    model = open_model(manifest, [cpu_plan("int8")], filler=filler, replicas=2, threads=threads)
+    assert isinstance(model, Replicas)
+    assert [r.session.get_session_options().intra_op_num_threads for r in model.replicas] == [expected] * 2

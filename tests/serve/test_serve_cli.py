@@ -51,11 +51,11 @@ def test_options_reach_the_configs(
 def test_replicas_and_threads_reach_the_model(tiny_artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     models: list[Any] = []
     monkeypatch.setattr("vigil.serve.run", lambda app, **_: models.append(app.state.vigil.classifier.model))
-    result = CliRunner().invoke(serve, [str(tiny_artifact), "--provider", "cpu", "--replicas", "2", "--threads", "1"])
+    result = CliRunner().invoke(serve, [str(tiny_artifact), "--provider", "cpu", "--replicas", "2", "--threads", "3"])
     assert result.exit_code == 0, result.output
     (model,) = models
     assert isinstance(model, Replicas) and model.concurrency == 2
-    assert [r.session.get_session_options().intra_op_num_threads for r in model.replicas] == [1, 1]
+    assert [r.session.get_session_options().intra_op_num_threads for r in model.replicas] == [3, 3]
 
 
 def test_unset_options_keep_the_library_defaults(tiny_artifact: Path, started: dict[str, Any]) -> None:
