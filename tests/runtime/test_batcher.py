@@ -1017,6 +1017,37 @@ def test_close_from_process_with_two_dispatchers_answers_everything() -> None:
     assert not thread_alive(name) and not thread_alive(f"{name}-2")
 
 
+def test_the_deliverer_outlives_every_dispatcher_not_just_the_first_to_stop() -> None:
+    # One dispatcher stops (closed, queue empty) while the other still computes and the
+    # deliverer is busy: the other's answer must still be delivered, not queued behind a
+    # stop signal.
+    events = {item: threading.Event() for item in range(3)}
+    entered: dict[int, threading.Thread] = {}
+
+    def held(items: list[int]) -> list[int]:
+        entered[items[0]] = threading.current_thread()
+        assert events[items[0]].wait(TIMEOUT), f"item {items[0]} never released"
+        return double(items)
+
+    stall = threading.Event()
+    batcher = Batcher(held, BatcherConfig(max_batch_size=1), name=unique_name(), dispatchers=2)
+    first = batcher.submit(0)
+    wait_for(lambda: 0 in entered, "item 0 to be computed")
+    second = batcher.submit(1)
+    wait_for(lambda: 1 in entered, "item 1 to be computed beside it")
+    third = batcher.submit(2)  # both busy: it queues, so item 0's answer goes to the deliverer
+    first.add_done_callback(lambda _: stall.wait(TIMEOUT))  # ... which it then holds up
+    events[0].set()
+    wait_for(lambda: 2 in entered, "item 2 to be computed")
+    batcher.close(wait=False)
+    events[2].set()
+    wait_for(lambda: not entered[2].is_alive(), "the dispatcher of items 0 and 2 to stop")
+    events[1].set()
+    stall.set()
+    assert [f.result(TIMEOUT) for f in (first, second, third)] == [0, 2, 4]
+    batcher.close()
+
+
 @pytest.mark.parametrize("dispatchers", [0, -1, True, 1.5])
 def test_dispatchers_must_be_a_positive_int(dispatchers: object) -> None:
     with pytest.raises((TypeError, ValueError), match="dispatchers"):
