@@ -452,6 +452,8 @@ def open_model(
 
 
 def _first_that_opens(plans: Sequence[SessionPlan], open_plan: Callable[[SessionPlan], Model]) -> Model:
+    """The model of the first of PLANS that opens; a failure is logged and the next tried,
+    and the last plan's failure is raised."""
     *fallbacks, last = plans
     for plan in fallbacks:
         try:
