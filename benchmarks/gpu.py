@@ -276,7 +276,7 @@ def plan(config: GpuConfig, found: dict[str, Any], checkpoint: Path | str, artif
                partial(pytorch, device="cuda", half=True)),
         _entry("vigil-tensorrt", "vigil TensorRT fp16", trt, artifact, partial(vigil, provider="tensorrt")),
         _entry("vigil-cuda-graphs", "vigil CUDA fp16-fused, CUDA graphs per batch x sequence bucket", cuda,
-               artifact, partial(vigil, provider="cuda", cuda_graphs=True, sequence_buckets=True), service=True),
+               artifact, partial(vigil, provider="cuda", cuda_graphs=True, sequence_buckets=True)),
         _entry("vigil-cuda-graphs-32", "vigil CUDA fp16-fused, CUDA graphs, every batch at 32", cuda, artifact,
                partial(vigil, provider="cuda", cuda_graphs=True, sequence_buckets=False), service=True),
         _entry("vigil-cuda-graphs-32-2x", "vigil CUDA fp16-fused, CUDA graphs, every batch at 32, two replicas "
