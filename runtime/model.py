@@ -419,7 +419,7 @@ def open_model(
         sequence_buckets: Run batches at the manifest's sequence buckets where the graph's
             sequence axis allows it. None: on the CPU, not on a GPU (`GPU_SEQUENCE_BUCKETS`).
         replicas: Sessions to open of the plan that opens, for that many batches in
-            flight (`Replicas`). THREADS is per replica; None gives each replica of several
+            flight (`Replicas`), each run once on FILLER here. THREADS is per replica; None gives each replica of several
             one thread: N sessions of a thread per core each would fight over the cores
             (2 cores, full-size int8, 2 replicas of 2 threads: 16 clients 38-39 texts/s
             against 44-54 for one session; open-loop p99 at half the peak 4-5x worse).
@@ -444,6 +444,8 @@ def open_model(
     try:
         while len(opened) < replicas:
             opened.append(open_plan(opened[0].plan))
+        for model in opened:  # a server's warm-up text reaches one replica: none stays cold
+            model.run(*filler)
     except BaseException:
         for model in opened:
             model.close()

@@ -526,3 +526,14 @@ def test_several_replicas_get_one_thread_each_unless_told(manifest: Manifest, fi
     model = open_model(manifest, [cpu_plan("int8")], filler=filler, replicas=2, threads=threads)
     assert isinstance(model, Replicas)
     assert [r.session.get_session_options().intra_op_num_threads for r in model.replicas] == [expected] * 2
+
+
+def test_every_replica_has_run_once_when_it_opens(manifest: Manifest, filler, monkeypatch) -> None:
+    # A server warms up with one text, which reaches one replica; none may meet its first
+    # request cold.
+    ran: list[onnxruntime.InferenceSession] = []
+    run = Model.run
+    monkeypatch.setattr(Model, "run", lambda self, ids, mask: ran.append(self.session) or run(self, ids, mask))
+    model = open_model(manifest, [cpu_plan("int8")], filler=filler, replicas=2)
+    assert isinstance(model, Replicas)
+    assert ran == [replica.session for replica in model.replicas]
