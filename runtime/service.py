@@ -102,7 +102,7 @@ class Service:
         classifier: Runs the model; the service does not close it.
         config: Batch size, batch wait, queue size and default submit timeout.
         observer: Called with a `BatchRecord` after every batch (see `Batcher`).
-        name: Name of the dispatcher thread.
+        name: Name of the dispatcher thread (further replicas' dispatchers: NAME-2, ...).
         tokenize_ahead: Tokenize what queues while the model runs, on a thread of its own
             (the Batcher's `prepare_ahead`); None (the default) does so where the model
             computes off the host (CUDA, TensorRT), not on the CPU, whose cores the model

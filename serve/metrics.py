@@ -2,8 +2,8 @@
 
 Each app gets its own `CollectorRegistry`, never prometheus_client's global one, so that a
 process (a test session, a benchmark) can build many apps without name clashes. Batch
-figures come from the Service's observer (`BatchRecord`, on the dispatcher thread; the
-client is thread-safe); request figures come from `MetricsMiddleware`.
+figures come from the Service's observer (`BatchRecord`, on a dispatcher thread, one per
+model replica; the client is thread-safe); request figures come from `MetricsMiddleware`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Metrics:
         self._queue_depth.set_function(depth)
 
     def observe_batch(self, record: BatchRecord) -> None:
-        """The Service's observer: called on the dispatcher thread after every batch."""
+        """The Service's observer: called on a dispatcher thread after every batch."""
         self._batch_size.observe(record.size)
         self._batch_tokens.observe(record.work)
         for wait_s in record.queue_wait_s:
