@@ -959,6 +959,24 @@ def test_ahead_a_failing_prepare_fails_only_its_own_items() -> None:
     assert gate.batches == [[0], [-14]]
 
 
+def test_ahead_a_backlog_is_prepared_in_calls_of_at_most_a_batch_each_item_once() -> None:
+    gate, prepare = Gate(list), Preparer()
+    name = unique_name()
+    with Batcher(gate, BatcherConfig(max_batch_size=2), name=name, prepare=prepare, prepare_ahead=True) as batcher:
+        hold_first_batch(gate, batcher)
+        prepare.hold()
+        futures = [batcher.submit(1)]
+        assert prepare.entered.wait(TIMEOUT)  # the preparer holds item 1 while the rest queues
+        futures += [batcher.submit(i) for i in range(2, 7)]
+        prepare.release.set()
+        wait_for(lambda: sorted(prepare.prepared) == list(range(7)), "the backlog to be prepared ahead")
+        gate.release.set()
+        assert [f.result(TIMEOUT) for f in futures] == [-i for i in range(1, 7)]
+    assert sorted(prepare.prepared) == list(range(7))  # nothing prepared twice
+    assert [items for _, items in prepare.calls] == [[0], [1], [2, 3], [4, 5], [6]]
+    assert gate.batches == [[0], [-1, -2], [-3, -4], [-5, -6]]
+
+
 def test_ahead_needs_a_prepare() -> None:
     with pytest.raises(ValueError, match="prepare_ahead needs a prepare"):
         Batcher(double, prepare_ahead=True)
