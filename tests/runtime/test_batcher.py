@@ -977,6 +977,38 @@ def test_ahead_a_backlog_is_prepared_in_calls_of_at_most_a_batch_each_item_once(
     assert gate.batches == [[0], [-1, -2], [-3, -4], [-5, -6]]
 
 
+def test_ahead_prepares_in_every_busy_period_and_not_once_idle() -> None:
+    # The dispatcher counts itself busy per batch, and idle again after it: the preparer
+    # works during the second batch as during the first, and a request that arrives once
+    # everything is answered is prepared by the idle dispatcher.
+    name = unique_name()
+    tokens = threading.Semaphore(0)  # one per batch allowed to finish
+    batches: list[list[int]] = []
+
+    def process(items: list[int]) -> list[int]:
+        batches.append(list(items))
+        assert tokens.acquire(timeout=TIMEOUT), "batch never released"
+        return items
+
+    prepare = Preparer()
+    with Batcher(process, name=name, prepare=prepare, prepare_ahead=True) as batcher:
+        futures = [batcher.submit(0)]
+        wait_for(lambda: len(batches) == 1, "the first batch")
+        futures.append(batcher.submit(1))
+        wait_for(lambda: 1 in prepare.prepared, "item 1 to be prepared during the first batch")
+        tokens.release()
+        wait_for(lambda: len(batches) == 2, "the second batch")
+        futures.append(batcher.submit(2))
+        wait_for(lambda: 2 in prepare.prepared, "item 2 to be prepared during the second batch")
+        tokens.release()
+        tokens.release()
+        assert [f.result(TIMEOUT) for f in futures] == [0, -1, -2]
+        tokens.release()
+        assert batcher.submit(3).result(TIMEOUT) == -3
+    threads = {items[0]: thread for thread, items in prepare.calls}
+    assert threads == {0: name, 1: f"{name}-prepare", 2: f"{name}-prepare", 3: name}
+
+
 def test_ahead_needs_a_prepare() -> None:
     with pytest.raises(ValueError, match="prepare_ahead needs a prepare"):
         Batcher(double, prepare_ahead=True)
