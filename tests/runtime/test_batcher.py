@@ -963,6 +963,9 @@ def test_ahead_a_backlog_is_prepared_in_calls_of_at_most_a_batch_each_item_once(
     gate, prepare = Gate(list), Preparer()
     name = unique_name()
     with Batcher(gate, BatcherConfig(max_batch_size=2), name=name, prepare=prepare, prepare_ahead=True) as batcher:
+        sizes: list[int] = []  # of every call to prepare, empty ones included
+        prepare_now = batcher._prepare_now
+        batcher._prepare_now = lambda requests: sizes.append(len(requests)) or prepare_now(requests)  # type: ignore[method-assign]
         hold_first_batch(gate, batcher)
         prepare.hold()
         futures = [batcher.submit(1)]
@@ -970,6 +973,8 @@ def test_ahead_a_backlog_is_prepared_in_calls_of_at_most_a_batch_each_item_once(
         futures += [batcher.submit(i) for i in range(2, 7)]
         prepare.release.set()
         wait_for(lambda: sorted(prepare.prepared) == list(range(7)), "the backlog to be prepared ahead")
+        time.sleep(0.05)  # room for a preparer that wakes with nothing to prepare to show it
+        assert 0 not in sizes  # it sleeps until something queues
         gate.release.set()
         assert [f.result(TIMEOUT) for f in futures] == [-i for i in range(1, 7)]
     assert sorted(prepare.prepared) == list(range(7))  # nothing prepared twice
