@@ -32,12 +32,14 @@ def targets(results: dict[str, Any]) -> list[Target]:
     outside_band = None
     if "borderline_flips" in accuracy:  # older results did not count them
         outside_band = 1.0 - (accuracy["label_flips"] - accuracy["borderline_flips"]) / accuracy["decisions"]
-    closed = {run["clients"]: run for run in served.get("service", {}).get("closed_loop", [])}
+    closed = _closed_loop(results, SERVED)
     one_client = closed.get(1, {}).get("latency", {}).get("p50_ms")
     sixteen = closed.get(16, {}).get("achieved_rate")
     end_to_end, bucketed = curve(results, SERVED), curve(results, BUCKETED)
     at256 = _ratio(bucketed.get(256), end_to_end.get(256))
-    replicas = _ratio(_served_rate(results, TWO_REPLICAS, 64), _served_rate(results, SERVED, 64))
+    replicas = _ratio(
+        _closed_loop(results, TWO_REPLICAS).get(64, {}).get("achieved_rate"), closed.get(64, {}).get("achieved_rate")
+    )
     return [
         _goal("model only, fp16, best batch", ">=", 70_000, _best(curve(results, SERVED, "model_only")), "texts/s"),
         _goal("end to end (clean, tokenize, model), best batch", ">=", 50_000, _best(end_to_end), "texts/s"),
@@ -59,10 +61,10 @@ def targets(results: dict[str, Any]) -> list[Target]:
     ]  # fmt: skip
 
 
-def _served_rate(results: dict[str, Any], name: str, clients: int) -> float | None:
-    """Texts/s of contender NAME's Service with CLIENTS closed-loop clients, if measured."""
+def _closed_loop(results: dict[str, Any], name: str) -> dict[int, dict[str, Any]]:
+    """Contender NAME's closed-loop Service runs by client count; empty if not measured."""
     runs = results["contenders"].get(name, {}).get("service", {}).get("closed_loop", [])
-    return next((run["achieved_rate"] for run in runs if run["clients"] == clients), None)
+    return {run["clients"]: run for run in runs}
 
 
 def _goal(name: str, op: str, goal: float, value: float | None, unit: str) -> Target:
@@ -101,7 +103,8 @@ def markdown(results: dict[str, Any]) -> str:
         )
     for name, entry in results["contenders"].items():
         if entry.get("service"):
-            parts.append(f"## Service: {name} behind the dynamic batcher, closed loop\n\n" + _service_table(entry["service"]))
+            heading = f"## Service: {name} behind the dynamic batcher, closed loop"
+            parts.append(f"{heading}\n\n{_service_table(entry['service'])}")
     absent = [entry for entry in results["contenders"].values() if entry["status"] != "ok"]
     if absent:
         parts.append("## Not measured\n\n" + "\n".join(f"- {e['label']}: {e['status']}: {e['reason']}" for e in absent))

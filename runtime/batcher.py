@@ -21,9 +21,10 @@ collecting for up to `max_wait_s` after the first request of a batch was enqueue
 
 With `prepare_ahead`, for a model that computes off the host (a GPU), a third thread, the
 preparer, prepares what queues while `process` runs (on every dispatcher: an idle one takes
-new requests itself), so the next batch's host work overlaps this batch's compute. Only the preparation runs ahead: batches are still formed when the
-model frees up, from everything queued, so they stay as full as without it, and a
-request cancelled before its batch starts still costs no compute. A lone request finds
+new requests itself), so the next batch's host work overlaps this batch's compute. Only the
+preparation runs ahead: batches are still formed when the model frees up, from everything
+queued, so they stay as full as without it, and a request cancelled before its batch starts
+still costs no compute. A lone request finds
 the dispatcher idle and is prepared by it, with no extra thread hop.
 
 Answering is pipelined off the model's path: under load the dispatcher hands each computed
@@ -234,7 +235,6 @@ class Batcher(Generic[T, R]):
             threading.Thread(target=self._dispatch_forever, name=name if i == 1 else f"{name}-{i}", daemon=True)
             for i in range(1, require_int("dispatchers", dispatchers, 1) + 1)
         )
-        self._dispatching = len(self._dispatchers)  # dispatchers not yet stopped
         self._preparer = (
             threading.Thread(target=self._prepare_ahead_forever, name=f"{name}-prepare", daemon=True)
             if prepare_ahead
@@ -370,11 +370,7 @@ class Batcher(Generic[T, R]):
                     with self._lock:
                         self._busy -= 1
         finally:
-            with self._lock:
-                self._dispatching -= 1
-                last = self._dispatching == 0
-            if last:
-                self._answers.put(None)  # the deliverer stops after the answers before it
+            self._answers.put(None)  # the deliverer stops after every dispatcher sent this
 
     def _has_work(self) -> bool:
         return bool(self._pending) or self._closed
@@ -518,9 +514,15 @@ class Batcher(Generic[T, R]):
             return 0
 
     def _deliver_forever(self) -> None:
-        """The deliverer thread: resolve each batch's futures, in batch order, until told to stop."""
-        while (answer := self._answers.get()) is not None:
-            answer.deliver()
+        """The deliverer thread: resolve each batch's futures, in hand-over order, until every
+        dispatcher has stopped (one that stops early must not cut off another's answers)."""
+        running = len(self._dispatchers)
+        while running:
+            answer = self._answers.get()
+            if answer is None:
+                running -= 1
+            else:
+                answer.deliver()
 
     def _observe(self, record: BatchRecord) -> None:
         """Hand the record to the observer; a broken metrics hook must not stop serving."""

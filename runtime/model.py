@@ -419,8 +419,9 @@ def open_model(
         sequence_buckets: Run batches at the manifest's sequence buckets where the graph's
             sequence axis allows it. None: on the CPU, not on a GPU (`GPU_SEQUENCE_BUCKETS`).
         replicas: Sessions to open of the plan that opens, for that many batches in
-            flight (`Replicas`), each run once on FILLER here. THREADS is per replica; None gives each replica of several
-            one thread: N sessions of a thread per core each would fight over the cores
+            flight (`Replicas`), each run once on FILLER here. THREADS is per replica; None
+            gives each replica of several one thread: N sessions of a thread per core each
+            would fight over the cores
             (2 cores, full-size int8, 2 replicas of 2 threads: 16 clients 38-39 texts/s
             against 44-54 for one session; open-loop p99 at half the peak 4-5x worse).
 
