@@ -1098,6 +1098,7 @@ def test_the_deliverer_outlives_every_dispatcher_not_just_the_first_to_stop() ->
     events[2].set()
     wait_for(lambda: not entered[2].is_alive(), "the dispatcher of items 0 and 2 to stop")
     events[1].set()
+    wait_for(lambda: not entered[1].is_alive(), "the other dispatcher to hand item 1's answer over and stop")
     stall.set()
     assert [f.result(TIMEOUT) for f in (first, second, third)] == [0, 2, 4]
     batcher.close()
