@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import numpy as np
+from helpers import wait_for
 
 from vigil.runtime import Classifier, aggregate
 
@@ -65,6 +66,8 @@ def test_probes(client: httpx.Client) -> None:
 def test_metrics_have_nonzero_histograms_after_traffic(client: httpx.Client) -> None:
     client.post("/v1/classify", json={"texts": TWEETS})
     client.post("/v1/classify", content=b"{not json", headers={"content-type": "application/json"})
+    # A batch is reported to the metrics just after it is answered: wait for its record.
+    wait_for(lambda: _scraped(client).get("vigil_batch_size_sum", 0) >= len(TWEETS), "the records")
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -107,6 +110,11 @@ def _samples(exposition: str) -> dict[str, float]:
     return samples
 
 
+def _scraped(client: httpx.Client) -> dict[str, float]:
+    """The server's metrics now, as `_samples`."""
+    return _samples(client.get("/metrics").text)
+
+
 def test_scoring_answers_carry_timing_headers_in_milliseconds(client: httpx.Client) -> None:
     response = client.post("/v1/classify", json={"texts": TWEETS * 4})  # large: queued off the loop
     assert response.status_code == 200
@@ -119,9 +127,12 @@ def test_scoring_answers_carry_timing_headers_in_milliseconds(client: httpx.Clie
 
 
 def test_metrics_count_the_real_tokens_of_each_batch(client: httpx.Client, classifier: Classifier) -> None:
-    before = _samples(client.get("/metrics").text).get("vigil_batch_tokens_sum", 0.0)
+    before = _scraped(client).get("vigil_batch_tokens_sum", 0.0)
     client.post("/v1/classify", json={"text": TWEETS[0]})
-    after = _samples(client.get("/metrics").text)
+    # The dispatcher answers a batch before it reports it to the metrics: a scrape right
+    # after the answer may come first.
+    wait_for(lambda: _scraped(client).get("vigil_batch_tokens_sum", before) != before, "the batch's record")
+    after = _scraped(client)
     _, mask = classifier.encode(TWEETS[:1])
     assert after["vigil_batch_tokens_sum"] - before == mask.sum()
     assert after["vigil_batch_tokens_count"] >= 1
