@@ -9,10 +9,11 @@ machine too, where vigil may not be installed.
   on two cores a batch of 1024 takes most of a minute, so large batches get one repetition
   while small ones get hundreds. The stream is scored in one call, so a contender that
   overlaps tokenization with inference (vigil) gets to do so.
-- **Model only.** The same, on batches tokenized before the clock starts. Contenders that
-  tokenize and then run the model one batch after the other time the model inside the
-  end-to-end pass instead (`Scored.model_seconds`), which is the same measurement at half
-  the cost.
+- **Model only.** The same texts in the same batches, with tokenizing taken out.
+  Contenders that tokenize and then run the model one batch after the other time the model
+  inside the end-to-end pass (`Scored.model_seconds`). Those that overlap the two (vigil)
+  time a pass of their own (`Contender.time_model`). Both use the very texts of the
+  end-to-end point: a different slice would have another length mix, and so other buckets.
 - **Latency.** Single texts one after another, each timed alone, after a warm-up, until
   the time or count budget is spent. Percentiles come with their sample count: a p99.9 of
   300 samples is the maximum and is reported as what it is.
@@ -118,41 +119,22 @@ def throughput_curves(
 ) -> dict[str, list[dict[str, float]]]:
     """End-to-end and model-only points for each batch size; RATE (texts/s) sizes the first."""
     curves: dict[str, list[dict[str, float]]] = {"end_to_end": [], "model_only": []}
-    rates = {"end_to_end": rate, "model_only": rate}
     offset = 0
-    passes = 2 if contender.separate_model_pass else 1
-    with tqdm(total=len(batch_sizes) * passes, desc=f"{name}: throughput", unit="point", leave=False) as bar:
-        for batch_size in batch_sizes:
-            count = planned_batches(batch_size, rates["end_to_end"], budget) * batch_size
-            chunk = take(texts, offset, count)
-            offset += count
-            started = time.perf_counter()
-            scored = contender.predict(chunk, batch_size)
-            _add(curves, rates, "end_to_end", throughput_point(batch_size, count, time.perf_counter() - started))
-            if scored.model_seconds is not None:
-                _add(curves, rates, "model_only", throughput_point(batch_size, count, scored.model_seconds))
-            bar.update()
-            if contender.separate_model_pass:
-                count = planned_batches(batch_size, rates["model_only"], budget) * batch_size
-                _add(curves, rates, "model_only", _model_only(contender, take(texts, offset, count), batch_size))
-                offset += count
-                bar.update()
+    for batch_size in tqdm(batch_sizes, desc=f"{name}: throughput", unit="point", leave=False):
+        count = planned_batches(batch_size, rate, budget) * batch_size
+        chunk = take(texts, offset, count)
+        offset += count
+        started = time.perf_counter()
+        scored = contender.predict(chunk, batch_size)
+        point = throughput_point(batch_size, count, time.perf_counter() - started)
+        curves["end_to_end"].append(point)
+        rate = point["texts_per_s"]  # sizes the next point
+        model_seconds = scored.model_seconds
+        if model_seconds is None:
+            model_seconds = contender.time_model(chunk, batch_size)
+        if model_seconds is not None:
+            curves["model_only"].append(throughput_point(batch_size, count, model_seconds))
     return curves
-
-
-def _add(curves: dict[str, list], rates: dict[str, float], mode: str, point: dict[str, float]) -> None:
-    """Record POINT; its rate sizes the next point of the same mode."""
-    curves[mode].append(point)
-    rates[mode] = point["texts_per_s"]
-
-
-def _model_only(contender: Contender, texts: list[str], batch_size: int) -> dict[str, float]:
-    """Throughput of the model alone, on batches encoded before the clock starts."""
-    batches = [contender.encode(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
-    started = time.perf_counter()
-    for inputs in batches:
-        contender.infer(inputs)
-    return throughput_point(batch_size, len(texts), time.perf_counter() - started)
 
 
 def batch1_latency(
