@@ -184,7 +184,9 @@ def run(
             http = [asyncio.run(http_closed_loop(target, texts, clients, budget)) for clients in levels]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a stand-in's warning; `model.random_weights` records it
-        classifier = Classifier.open(artifact, provider=provider, variant=variant, max_batch_size=config.max_batch_size)
+        classifier = Classifier.open(  # as `vigil serve` opens it: threads sleep between runs
+            artifact, provider=provider, variant=variant, max_batch_size=config.max_batch_size, spin=False
+        )
     with classifier:
         service = [closed_loop(classifier, config, texts, clients, budget) for clients in levels]
     return {
