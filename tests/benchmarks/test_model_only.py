@@ -6,8 +6,8 @@ over other texts, or other batches, has another length mix and so other sequence
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -19,64 +19,61 @@ from vigil.runtime import Classifier
 TEXTS = [("short one" if i % 3 else "a much longer tweet, " * (1 + i % 5)) + f" {i}" for i in range(70)]
 
 
-def _recorded_runs(contender: Vigil) -> list[list[np.ndarray]]:
-    """Make the contender's classifier record the token ids of every model run, per pass."""
-    runs: list[list[np.ndarray]] = []
-    score = contender.classifier.score
+class Calls:
+    """What a Classifier was asked, pass by pass: the texts it tokenized and the token ids it scored."""
 
-    def recording(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        runs[-1].append(ids.copy())
-        return score(ids, mask)
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.passes: list[dict[str, list]] = []
+        encode, score, predict = Classifier.encode, Classifier.score, Classifier.predict
 
-    contender.classifier.score = recording
-    return runs
+        def encoding(classifier: Classifier, texts: list[str], *, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+            self.passes[-1]["tokenized"].append(len(texts))
+            return encode(classifier, texts, start=start)
+
+        def scoring(classifier: Classifier, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            self.passes[-1]["scored"].append(ids.copy())
+            return score(classifier, ids, mask)
+
+        def predicting(classifier: Classifier, texts: list[str], **options: object) -> np.ndarray:
+            self.passes.append({"tokenized": [], "scored": []})
+            return predict(classifier, texts, **options)
+
+        for name, method in (("encode", encoding), ("score", scoring), ("predict", predicting)):
+            monkeypatch.setattr(Classifier, name, method)
 
 
 @pytest.fixture
-def vigil(tiny_artifact: Path) -> Any:
+def vigil(tiny_artifact: Path) -> Iterator[Vigil]:
     contender = Vigil(str(tiny_artifact), variant="fp32")
     contender.load()
     yield contender
     contender.classifier.close()
 
 
-def test_the_timed_pass_runs_the_same_batches_without_tokenizing(vigil: Vigil, monkeypatch: pytest.MonkeyPatch) -> None:
-    tokenized: list[int] = []
-    encode = Classifier.encode
-    monkeypatch.setattr(Classifier, "encode", lambda self, texts, *, start=0: tokenized.append(len(texts)) or encode(self, texts, start=start))
-    runs = _recorded_runs(vigil)
-    predict = vigil.classifier.predict
-
-    def one_pass(texts: Any, *, batch_size: int) -> np.ndarray:
-        runs.append([])
-        tokenized.append(-1)  # marks where each pass starts
-        return predict(texts, batch_size=batch_size)
-
-    vigil.classifier.predict = one_pass
+def test_the_timed_pass_scores_the_end_to_end_batches_and_tokenizes_nothing(
+    vigil: Vigil, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = Calls(monkeypatch)
+    vigil.predict(TEXTS, 16)
     seconds = vigil.time_model(TEXTS, 16)
 
+    end_to_end, recording, timed = calls.passes
+    assert len(end_to_end["scored"]) == 5  # 70 texts in batches of 16
+    assert len({int((ids != 0).sum(axis=1).max()) for ids in end_to_end["scored"]}) > 1  # grouped by length
+    assert recording == {"tokenized": [16, 16, 16, 16, 6], "scored": []}  # the model is left out of it
+    assert timed["tokenized"] == []
+    assert all(np.array_equal(a, b) for a, b in zip(end_to_end["scored"], timed["scored"], strict=True))
     assert seconds > 0
-    first, timed = runs
-    assert len(first) == 5 and len(timed) == len(first)  # 70 texts in batches of 16
-    assert all(np.array_equal(a, b) for a, b in zip(first, timed, strict=True))
-    assert len({int((ids != 0).sum(axis=1).max()) for ids in first}) > 1  # grouped by length: buckets differ
-    assert tokenized == [-1, 16, 16, 16, 16, 6, -1]  # the timed pass tokenized nothing
-    assert vigil.classifier.encode.__func__ is Classifier.encode  # the classifier is itself again
+    assert not {"encode", "score"} & set(vars(vigil.classifier))  # the classifier is itself again
 
 
-def test_model_only_points_are_timed_on_the_end_to_end_texts(vigil: Vigil) -> None:
-    runs = _recorded_runs(vigil)
-    predict = vigil.classifier.predict
-
-    def one_pass(texts: Any, *, batch_size: int) -> np.ndarray:
-        runs.append([])
-        return predict(texts, batch_size=batch_size)
-
-    vigil.classifier.predict = one_pass
+def test_model_only_points_are_timed_on_the_end_to_end_texts(vigil: Vigil, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Calls(monkeypatch)
     curves = throughput_curves("vigil", vigil, TEXTS, [8, 32], Budget(0.01, 64), rate=1.0)
 
     assert [p["batch_size"] for p in curves["model_only"]] == [8, 32]
     assert [p["texts"] for p in curves["model_only"]] == [p["texts"] for p in curves["end_to_end"]]
-    for point in range(2):  # end to end, then the two model-only passes, on the same texts
-        end_to_end, *model_only = runs[3 * point : 3 * point + 3]
-        assert all(np.array_equal(np.concatenate(end_to_end), np.concatenate(ids)) for ids in model_only)
+    assert len(calls.passes) == 6  # per point: end to end, recording, timed
+    for point in range(2):
+        end_to_end, _, timed = calls.passes[3 * point : 3 * point + 3]
+        assert np.array_equal(np.concatenate(end_to_end["scored"]), np.concatenate(timed["scored"]))
