@@ -14,7 +14,9 @@ The difference is the price of HTTP: parsing, JSON, the event loop and the loopb
 On a small machine the client competes with the server for cores, so the HTTP figures
 are a lower bound; the Service figures have no such competitor. Batch sizes, queue waits
 and model time of the HTTP run come from the server's /metrics (differences across each
-level), so both runs report them alike.
+level), so both runs report them alike. Each answer's `x-total-time` (the route handler's
+own time, from its start to the answer) splits an HTTP request's latency into the handler
+and what lies outside it: the client, the loopback hop, uvicorn, parsing and serializing.
 
 Writes the results as JSON (--out) and prints a Markdown table; --quick runs for seconds.
 """
@@ -60,6 +62,7 @@ async def http_closed_loop(url: str, texts: Sequence[str], clients: int, budget:
         await asyncio.gather(*(client.post("/v1/classify", json={"text": text}) for text in take(texts, 0, clients)))
         before = await _batch_totals(client)
         latencies: list[float] = []
+        outside: list[float] = []  # each request's latency less the handler's own `x-total-time`
         errors = 0
         issued = iter(range(budget.max_items))
         deadline = time.perf_counter() + budget.seconds
@@ -71,6 +74,7 @@ async def http_closed_loop(url: str, texts: Sequence[str], clients: int, budget:
                 response = await client.post("/v1/classify", json={"text": texts[i % len(texts)]})
                 if response.status_code == 200:
                     latencies.append(time.perf_counter() - started)
+                    outside.append(latencies[-1] - float(response.headers["x-total-time"]) / 1000)
                 else:
                     errors += 1
 
@@ -85,6 +89,7 @@ async def http_closed_loop(url: str, texts: Sequence[str], clients: int, budget:
         "seconds": round(elapsed, 3),
         "achieved_rate": len(latencies) / elapsed,
         "latency": summarize_ms(latencies),
+        "outside_handler": summarize_ms(outside),
         **server_side,
     }
 
@@ -230,22 +235,24 @@ def _server_options(config: Any, provider: str, variant: str | None) -> list[str
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """One row per level: HTTP and Service throughput and latency, and what HTTP adds at p50."""
+    """One row per level: HTTP and Service throughput and latency, what HTTP adds at p50, and
+    how much of an HTTP request's time is spent outside the route handler (the client, the
+    loopback hop, uvicorn, parsing and serializing), from the handler's `x-total-time`."""
     columns = ("p50", "p90", "p99", "max")
     header = (
         "| clients | HTTP req/s | "
         + " | ".join(f"HTTP {c} ms" for c in columns)
         + " | Service req/s | "
         + " | ".join(f"Service {c} ms" for c in columns)
-        + " | HTTP cost p50 ms |"
+        + " | HTTP cost p50 ms | outside handler p50 ms |"
     )
-    lines = [header, "|" + "---:|" * (4 + 2 * len(columns))]
+    lines = [header, "|" + "---:|" * (5 + 2 * len(columns))]
     for http, service in zip(results["http"], results["service"]):
         cells = [str(http["clients"]), f"{http['achieved_rate']:.0f}"]
         cells += [_ms(http["latency"], c) for c in columns]
         cells += [f"{service['achieved_rate']:.0f}"] + [_ms(service["latency"], c) for c in columns]
         cost = http["latency"].get("p50_ms", 0.0) - service["latency"].get("p50_ms", 0.0)
-        lines.append("| " + " | ".join([*cells, f"{cost:.2f}"]) + " |")
+        lines.append("| " + " | ".join([*cells, f"{cost:.2f}", _ms(http.get("outside_handler", {}), "p50")]) + " |")
     model = results["model"]
     stand_in = " (RANDOM-WEIGHT stand-in)" if model["random_weights"] else ""
     note = f"{model['variant']} on {model['provider']}{stand_in}"

@@ -29,5 +29,10 @@ def test_quick_run_writes_both_modes_per_level(tiny_artifact: Path, tmp_path: Pa
             assert LATENCY_KEYS <= set(level["latency"])
             assert level["completed"] > 0 and level["errors"] == 0
     assert {"queue_wait_mean_ms", "compute_per_batch_mean_ms"} <= set(results["http"][0])
+    for level in results["http"]:  # the handler's x-total-time is part of each request's latency
+        outside = level["outside_handler"]
+        assert outside["n"] == level["completed"]
+        assert 0 < outside["p50_ms"] < level["latency"]["p50_ms"]
     assert table.startswith("| clients | HTTP req/s |")
+    assert table.splitlines()[0].endswith("| outside handler p50 ms |")
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == 1 + 2  # header and two levels
