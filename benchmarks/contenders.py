@@ -366,10 +366,10 @@ class Vigil(Contender):
         and the ratio of the two passes is what cleaning and tokenizing cost.
         """
         classifier, encoded = self.classifier, {}
-        width = len(classifier.labels)
+        encode, width = classifier.encode, len(classifier.labels)
 
         def record(batch: Sequence[str], *, start: int = 0) -> Any:
-            encoded[start] = type(classifier).encode(classifier, batch, start=start)
+            encoded[start] = encode(batch, start=start)
             return encoded[start]
 
         try:
@@ -381,8 +381,8 @@ class Vigil(Contender):
             classifier.predict(texts, batch_size=batch_size)
             return time.perf_counter() - started
         finally:
-            vars(classifier).pop("score", None)  # both back to the class's methods
-            del classifier.encode
+            for name in ("encode", "score"):  # back to the class's methods
+                vars(classifier).pop(name, None)
 
 
 KINDS: dict[str, type[Contender]] = {
