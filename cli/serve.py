@@ -41,6 +41,8 @@ __all__ = ["serve"]
 @click.option("--queue-size", type=click.IntRange(min=1),
               help="Most texts waiting for a batch; beyond it requests get 503 [default: 4096].")
 @click.option("--max-body-bytes", type=click.IntRange(min=1), help="Largest request body [default: 1048576].")
+@click.option("--max-header-bytes", type=click.IntRange(min=1),
+              help="Largest request line plus headers; beyond it the answer is 400 [default: 16384].")
 @click.option("--max-texts", type=click.IntRange(min=1), help="Most texts (or items) per request [default: 256].")
 @click.option("--max-text-chars", type=click.IntRange(min=1), help="Longest text, in characters [default: 4096].")
 @click.option("--timeout-s", type=click.FloatRange(min=0, min_open=True),
@@ -70,6 +72,7 @@ def serve(
     max_wait_ms: float | None,
     queue_size: int | None,
     max_body_bytes: int | None,
+    max_header_bytes: int | None,
     max_texts: int | None,
     max_text_chars: int | None,
     timeout_s: float | None,
@@ -84,7 +87,8 @@ def serve(
     from vigil.serve import ServeSettings, create_app, run
 
     limits = _given(
-        max_body_bytes=max_body_bytes, max_texts=max_texts, max_text_chars=max_text_chars, timeout_s=timeout_s,
+        max_body_bytes=max_body_bytes, max_header_bytes=max_header_bytes, max_texts=max_texts,
+        max_text_chars=max_text_chars, timeout_s=timeout_s,
         read_timeout_s=read_timeout_s, keep_alive_s=keep_alive_s, graceful_shutdown_s=graceful_shutdown_s,
         max_concurrency=max_concurrency,
     )

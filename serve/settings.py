@@ -25,6 +25,10 @@ class ServeSettings:
         max_body_bytes: Largest request body; a bigger one is refused with 413 before it
             is parsed, whether it announces its length or arrives chunked.
         max_texts: Most texts (or items) in one request.
+        max_header_bytes: Most bytes of a request's head (request line and headers) held
+            while it is incomplete; past it the answer is 400 and the connection closes,
+            before the app sees anything. h11 checks between reads, so a head that arrives
+            whole in one read (at most 256 KiB) is still parsed.
         max_text_chars: Longest text, in characters. The model reads only 32 tokens, so a
             long text costs tokenization time and no accuracy.
         timeout_s: Deadline of one request, counted from its arrival at the server (when
@@ -46,6 +50,7 @@ class ServeSettings:
     """
 
     max_body_bytes: int = 1 << 20
+    max_header_bytes: int = 16 << 10  # h11's own default: browsers and proxies send far less
     max_texts: int = 256
     max_text_chars: int = 4096
     timeout_s: float = 10.0
@@ -58,6 +63,7 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         require_int("max_body_bytes", self.max_body_bytes)
+        require_int("max_header_bytes", self.max_header_bytes)
         require_int("max_texts", self.max_texts)
         require_int("max_text_chars", self.max_text_chars)
         require_seconds("timeout_s", self.timeout_s, positive=True)

@@ -144,6 +144,25 @@ def test_a_half_sent_body_is_answered_408_after_the_read_timeout(live: Live) -> 
     assert b"body_timeout" in answer
 
 
+def test_headers_over_the_limit_are_refused_before_the_app(classifier: Classifier) -> None:
+    settings = ServeSettings(max_header_bytes=4096, read_timeout_s=WAIT_S)
+    body = b'{"text": "hello"}'
+    rest = b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+
+    def send(padding: int, then: bytes) -> bytes:
+        with _connect(server) as sock:
+            sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n" % (b"a" * padding))
+            sock.sendall(then)
+            return _read_all(sock)
+
+    with live_server(classifier, settings=settings) as server:
+        server.wait_ready()
+        assert send(2000, then=rest).startswith(b"HTTP/1.1 200")
+        refused = send(6000, then=b"")  # under h11's 16 KiB default: the setting is what refuses it
+    assert refused.startswith(b"HTTP/1.1 400")
+    assert b"Invalid HTTP request received" in refused  # uvicorn's answer: the app never saw it
+
+
 def test_the_deadline_counts_from_arrival(classifier: Classifier) -> None:
     settings = ServeSettings(timeout_s=0.2, read_timeout_s=WAIT_S)
     body = b'{"text": "hello"}'
@@ -159,6 +178,7 @@ def test_the_deadline_counts_from_arrival(classifier: Classifier) -> None:
 
 
 def test_the_server_takes_its_connection_limits_from_the_settings(classifier: Classifier) -> None:
-    settings = ServeSettings(keep_alive_s=3, graceful_shutdown_s=7, max_concurrency=11)
+    settings = ServeSettings(keep_alive_s=3, graceful_shutdown_s=7, max_concurrency=11, max_header_bytes=999)
     config = Server(create_app(classifier, settings=settings)).config
     assert (config.timeout_keep_alive, config.timeout_graceful_shutdown, config.limit_concurrency) == (3, 7, 11)
+    assert config.h11_max_incomplete_event_size == 999

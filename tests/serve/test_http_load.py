@@ -29,6 +29,7 @@ def test_quick_run_writes_both_modes_per_level(tiny_artifact: Path, tmp_path: Pa
             assert LATENCY_KEYS <= set(level["latency"])
             assert level["completed"] > 0 and level["errors"] == 0
     assert {"queue_wait_mean_ms", "compute_per_batch_mean_ms"} <= set(results["http"][0])
+    assert results["http"][0]["client"].startswith("http.client")
     for level in results["http"]:  # the handler's x-total-time is part of each request's latency
         outside = level["outside_handler"]
         assert outside["n"] == level["completed"]

@@ -35,7 +35,7 @@ def test_options_reach_the_configs(
     monkeypatch.setenv("VIGIL_TEST_KEY", "k3y")
     result = CliRunner().invoke(serve, [
         str(tiny_artifact), "--port", "9001", "--provider", "cpu", "--variant", "fp32", "--max-batch-size", "16",
-        "--max-wait-ms", "5", "--queue-size", "100", "--max-body-bytes", "2048", "--max-texts", "8",
+        "--max-wait-ms", "5", "--queue-size", "100", "--max-body-bytes", "2048", "--max-header-bytes", "4096", "--max-texts", "8",
         "--max-text-chars", "280", "--timeout-s", "2.5", "--api-key-env", "VIGIL_TEST_KEY",
     ])
     assert result.exit_code == 0, result.output
@@ -43,7 +43,7 @@ def test_options_reach_the_configs(
     assert (started["host"], started["port"]) == ("127.0.0.1", 9001)  # loopback unless told otherwise
     assert state.batcher == BatcherConfig(max_batch_size=16, max_wait_s=0.005, queue_size=100)
     assert state.settings == ServeSettings(
-        max_body_bytes=2048, max_texts=8, max_text_chars=280, timeout_s=2.5, api_key="k3y"
+        max_body_bytes=2048, max_header_bytes=4096, max_texts=8, max_text_chars=280, timeout_s=2.5, api_key="k3y"
     )
     assert state.classifier.variant == "fp32"
 
@@ -76,6 +76,7 @@ def test_help_quotes_the_library_defaults() -> None:
         "max-wait-ms": batcher.max_wait_s * 1000,
         "queue-size": batcher.queue_size,
         "max-body-bytes": settings.max_body_bytes,
+        "max-header-bytes": settings.max_header_bytes,
         "max-texts": settings.max_texts,
         "max-text-chars": settings.max_text_chars,
         "timeout-s": settings.timeout_s,
