@@ -7,8 +7,9 @@ some request kept the loop from everything else. The clients run in a child proc
 they never compete with the server for the GIL:
 
 - hostile, 8 threads (--without leaves kinds out): validation bombs (`{"texts": [1, ...]}` and `{"items": [{}, ...]}`
-  just under the 1 MiB body limit), 1 MiB bodies of 250 valid texts of 4,000 dots, and
-  half-sent requests (headers or body never finished, held open);
+  just under the 1 MiB body limit), 1 MiB bodies of 250 valid texts of 4,000 dots,
+  half-sent requests (headers or body never finished, held open), and endless headers (a
+  request head that grows 4 KiB at a time until the server refuses it, at most 1 MiB);
 - a prober: GET /readyz every 20 ms, timing each answer;
 - a checker: requests of 1 to 8 unique texts whose answers must be exactly each text's
   own scores (fp32), found by scoring every text alone before the load starts.
@@ -20,6 +21,7 @@ duplicated or misassigned answers. Prints and writes JSON (--out) with the load 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -135,6 +137,24 @@ def _half_sender(url: str, stop: float, sent: list[int], body: bool) -> None:
         sock.close()
 
 
+def _header_flooder(url: str, stop: float, sent: list[int], refused: list[int]) -> None:
+    """Requests whose head never ends: header lines of 4 KiB until the server answers or
+    closes (or 1 MiB is sent). REFUSED counts those answered 400 before the head ended."""
+    host, port = url.removeprefix("http://").split(":")
+    line = b"X-Pad: " + b"a" * 4089 + b"\r\n"
+    while time.monotonic() < stop:
+        try:
+            with socket.create_connection((host, int(port)), timeout=5) as sock:
+                sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\n")
+                sent[0] += 1
+                with contextlib.suppress(OSError):  # the server closes mid-send once it refuses
+                    for _ in range((1 << 20) // len(line)):
+                        sock.sendall(line)
+                refused[0] += sock.recv(12) == b"HTTP/1.1 400"
+        except OSError:
+            pass
+
+
 def _prober(url: str, stop: float, latencies: list[float], statuses: list[int]) -> None:
     with httpx.Client(base_url=url, timeout=60) as client:
         while time.monotonic() < stop:
@@ -163,7 +183,8 @@ def _checker(url: str, stop: float, expected: dict[str, list[float]], tally: dic
                     tally["misassigned"] += 1
 
 
-KINDS = ("ints", "empty items", "1 MiB of dots", "half-sent headers", "half-sent bodies")
+KINDS = ("ints", "empty items", "1 MiB of dots", "half-sent headers", "half-sent bodies", "endless headers")
+_HALF_SENT = ("half-sent headers", "half-sent bodies")
 
 
 def _clients(url: str, seconds: float, kinds: tuple[str, ...], queue: Any) -> None:
@@ -174,7 +195,7 @@ def _clients(url: str, seconds: float, kinds: tuple[str, ...], queue: Any) -> No
                     for t in texts}
     stop = time.monotonic() + seconds
     bodies = _bodies()
-    counters = {name: [0] for name in [*bodies, "half-sent headers", "half-sent bodies"]}
+    counters = {name: [0] for name in [*bodies, *_HALF_SENT, "endless headers", "endless headers refused 400"]}
     latencies: list[float] = []
     statuses: list[int] = []
     tally = {"texts": 0, "not_200": 0, "lost_or_duplicated": 0, "misassigned": 0}
@@ -183,7 +204,10 @@ def _clients(url: str, seconds: float, kinds: tuple[str, ...], queue: Any) -> No
     threads = [threading.Thread(target=_bomber, args=(url, bodies[k], stop, counters[k]))
                for k in chosen if k in bodies]
     threads += [threading.Thread(target=_half_sender, args=(url, stop, counters[k], k == "half-sent bodies"))
-                for k in chosen if k not in bodies]
+                for k in chosen if k in _HALF_SENT]
+    refused = counters["endless headers refused 400"]
+    threads += [threading.Thread(target=_header_flooder, args=(url, stop, counters[k], refused))
+                for k in chosen if k == "endless headers"]
     threads += [threading.Thread(target=_prober, args=(url, stop, latencies, statuses)),
                 threading.Thread(target=_checker, args=(url, stop, expected, tally))]
     for thread in threads:
