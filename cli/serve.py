@@ -42,7 +42,8 @@ __all__ = ["serve"]
               help="Most texts waiting for a batch; beyond it requests get 503 [default: 4096].")
 @click.option("--max-body-bytes", type=click.IntRange(min=1), help="Largest request body [default: 1048576].")
 @click.option("--max-header-bytes", type=click.IntRange(min=1),
-              help="Largest request line plus headers; beyond it the answer is 400 [default: 16384].")
+              help="Most bytes of a request's unfinished head (request line and headers); beyond them the "
+                   "answer is 400 [default: 16384].")
 @click.option("--max-texts", type=click.IntRange(min=1), help="Most texts (or items) per request [default: 256].")
 @click.option("--max-text-chars", type=click.IntRange(min=1), help="Longest text, in characters [default: 4096].")
 @click.option("--timeout-s", type=click.FloatRange(min=0, min_open=True),

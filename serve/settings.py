@@ -24,11 +24,11 @@ class ServeSettings:
     Attributes:
         max_body_bytes: Largest request body; a bigger one is refused with 413 before it
             is parsed, whether it announces its length or arrives chunked.
-        max_texts: Most texts (or items) in one request.
         max_header_bytes: Most bytes of a request's head (request line and headers) held
             while it is incomplete; past it the answer is 400 and the connection closes,
             before the app sees anything. h11 checks between reads, so a head that arrives
             whole in one read (at most 256 KiB) is still parsed.
+        max_texts: Most texts (or items) in one request.
         max_text_chars: Longest text, in characters. The model reads only 32 tokens, so a
             long text costs tokenization time and no accuracy.
         timeout_s: Deadline of one request, counted from its arrival at the server (when

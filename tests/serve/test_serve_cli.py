@@ -35,8 +35,8 @@ def test_options_reach_the_configs(
     monkeypatch.setenv("VIGIL_TEST_KEY", "k3y")
     result = CliRunner().invoke(serve, [
         str(tiny_artifact), "--port", "9001", "--provider", "cpu", "--variant", "fp32", "--max-batch-size", "16",
-        "--max-wait-ms", "5", "--queue-size", "100", "--max-body-bytes", "2048", "--max-header-bytes", "4096", "--max-texts", "8",
-        "--max-text-chars", "280", "--timeout-s", "2.5", "--api-key-env", "VIGIL_TEST_KEY",
+        "--max-wait-ms", "5", "--queue-size", "100", "--max-body-bytes", "2048", "--max-header-bytes", "4096",
+        "--max-texts", "8", "--max-text-chars", "280", "--timeout-s", "2.5", "--api-key-env", "VIGIL_TEST_KEY",
     ])
     assert result.exit_code == 0, result.output
     state = started["state"]

@@ -17,6 +17,7 @@ from vigil.serve import ServeSettings, error_status
     ("options", "exception"),
     [
         ({"max_body_bytes": 0}, ValueError),
+        ({"max_header_bytes": 0}, ValueError),
         ({"max_texts": True}, TypeError),
         ({"max_text_chars": 1.5}, TypeError),
         ({"timeout_s": 0}, ValueError),
