@@ -25,13 +25,13 @@ Writes the results as JSON (--out) and prints a Markdown table; --quick runs for
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import re
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -75,16 +75,11 @@ def http_closed_loop(url: str, texts: Sequence[str], clients: int, budget: Budge
     latencies: list[float] = []
     outside: list[float] = []  # each request's latency less the handler's own `x-total-time`
     errors: list[int] = []
-    issued = iter(range(budget.max_items))
-    take_next = threading.Lock()  # one index per request, whichever thread asks
+    issued = itertools.count()  # next() on a count is atomic, so request numbers are unique
     deadline = time.perf_counter() + budget.seconds
 
     def one_client(connection: http.client.HTTPConnection) -> None:
-        while time.perf_counter() < deadline:
-            with take_next:
-                i = next(issued, None)
-            if i is None:
-                return
+        while time.perf_counter() < deadline and (i := next(issued)) < budget.max_items:
             started = time.perf_counter()
             status, handler_ms = _post(connection, route, texts[i % len(texts)])
             if status == 200:
