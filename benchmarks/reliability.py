@@ -117,8 +117,13 @@ def _bomber(url: str, body: bytes, stop: float, sent: list[int]) -> None:
             sent[0] += 1
 
 
-def _half_sender(url: str, stop: float, sent: list[int], body: bool) -> None:
+def _address(url: str) -> tuple[str, int]:
+    """The loopback server's (host, port), for clients that speak raw sockets."""
     host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def _half_sender(url: str, stop: float, sent: list[int], body: bool) -> None:
     held: list[socket.socket] = []
     head = b"POST /v1/classify HTTP/1.1\r\nHost: x\r\n"
     head += b"Content-Length: 1000\r\n\r\n{\"texts\": [" if body else b"Content-Type: appl"
@@ -126,7 +131,7 @@ def _half_sender(url: str, stop: float, sent: list[int], body: bool) -> None:
         if len(held) >= _HALF_SENT_PER_THREAD:
             held.pop(0).close()
         try:
-            sock = socket.create_connection((host, int(port)), timeout=5)
+            sock = socket.create_connection(_address(url), timeout=5)
             sock.sendall(head)
             held.append(sock)
             sent[0] += 1
@@ -140,11 +145,10 @@ def _half_sender(url: str, stop: float, sent: list[int], body: bool) -> None:
 def _header_flooder(url: str, stop: float, sent: list[int], refused: list[int]) -> None:
     """Requests whose head never ends: header lines of 4 KiB until the server answers or
     closes (or 1 MiB is sent). REFUSED counts those answered 400 before the head ended."""
-    host, port = url.removeprefix("http://").split(":")
     line = b"X-Pad: " + b"a" * 4089 + b"\r\n"
     while time.monotonic() < stop:
         try:
-            with socket.create_connection((host, int(port)), timeout=5) as sock:
+            with socket.create_connection(_address(url), timeout=5) as sock:
                 sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\n")
                 sent[0] += 1
                 with contextlib.suppress(OSError):  # the server closes mid-send once it refuses
