@@ -1,8 +1,7 @@
 """`python -m benchmarks.http_load ARTIFACT`: what HTTP costs on top of vigil's Service.
 
 Closed-loop load at several concurrency levels: N clients, each sending its next tweet as
-soon as its last one is answered, for a fixed time (or request count) per level. The
-same levels run twice:
+soon as its last one is answered. Each level runs in two modes:
 
 1. **HTTP**: client threads in this process (the standard library's `http.client`, the
    leanest, see `http_closed_loop`) against `vigil serve` in another one (a subprocess
@@ -12,12 +11,16 @@ same levels run twice:
    `vigil.runtime.Service` directly (`service_load.closed_loop`), without HTTP.
 
 The difference is the price of HTTP: parsing, JSON, the event loop and the loopback hop.
-On a small machine the client competes with the server for cores, so the HTTP figures
-are a lower bound; the Service figures have no such competitor. Batch sizes, queue waits
-and model time of the HTTP run come from the server's /metrics (differences across each
-level), so both runs report them alike. Each answer's `x-total-time` (the route handler's
-own time, from its start to the answer) splits an HTTP request's latency into the handler
-and what lies outside it: the client, the loopback hop, uvicorn, parsing and serializing.
+On a shared machine the model's speed drifts by more than that price from one ten-second
+window to the next, so the two modes alternate in paired rounds (HTTP then Service, then
+Service then HTTP, ...) and each round's HTTP cost is its own HTTP p50 less its own Service
+p50; the level reports the median of those paired costs, and their range. On a small
+machine the client competes with the server for cores, so the HTTP figures are a lower
+bound; the Service figures have no such competitor. Batch sizes, queue waits and model
+time of the HTTP run come from the server's /metrics (differences across each round), so
+both modes report them alike. Each answer's `x-total-time` (the route handler's own time,
+from its start to the answer) splits an HTTP request's latency into the handler and what
+lies outside it: the client, the loopback hop, uvicorn, parsing and serializing.
 
 Writes the results as JSON (--out) and prints a Markdown table; --quick runs for seconds.
 """
@@ -33,10 +36,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import statistics
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,7 +57,7 @@ from .service_load import closed_loop
 from .source import portable
 from .workload import DEFAULT_TWEETS, load_tweets, take
 
-__all__ = ["http_closed_loop", "serving", "run", "markdown", "command"]
+__all__ = ["http_closed_loop", "paired_rounds", "serving", "run", "markdown", "command"]
 
 _VERSIONS = ("vigil", "numpy", "onnxruntime", "fastapi", "uvicorn")
 _START_TIMEOUT_S = 120.0  # a GPU server builds its engines before it listens
@@ -196,11 +201,32 @@ def _ready(url: str) -> bool:
         return False
 
 
+def paired_rounds(
+    url: str, classifier: Any, config: Any, texts: Sequence[str], clients: int, budget: Budget, rounds: int
+) -> dict[str, Any]:
+    """ROUNDS pairs of closed loops of CLIENTS, over HTTP to URL and through a Service on
+    CLASSIFIER, each for BUDGET; the pairs alternate which mode goes first, so that a drift of
+    the machine's speed during the level weighs on both modes alike."""
+    measure = {
+        "http": partial(http_closed_loop, url, texts, clients, budget),
+        "service": partial(closed_loop, classifier, config, texts, clients, budget),
+    }
+    pairs = []
+    for index in range(rounds):
+        order = ("http", "service") if index % 2 == 0 else ("service", "http")
+        pairs.append({mode: measure[mode]() for mode in order})
+    p50s = [(pair["http"]["latency"].get("p50_ms"), pair["service"]["latency"].get("p50_ms")) for pair in pairs]
+    costs = [http - service for http, service in p50s if http is not None and service is not None]
+    cost = {"median": statistics.median(costs), "min": min(costs), "max": max(costs)} if costs else None
+    return {"clients": clients, "rounds": pairs, "http_cost_p50_ms": cost}
+
+
 def run(
     artifact: Path,
     *,
     levels: Sequence[int],
     budget: Budget,
+    rounds: int,
     tweets: Path,
     tweet_limit: int | None,
     batcher: dict[str, Any],
@@ -208,34 +234,32 @@ def run(
     variant: str | None,
     url: str | None,
 ) -> dict[str, Any]:
-    """Both closed loops at every level; the results dictionary."""
+    """Paired rounds at every level, with the server and the in-process model both open
+    throughout (each idles while the other is measured); the results dictionary."""
     from vigil.runtime import BatcherConfig, Classifier
 
     texts = load_tweets(tweets, tweet_limit).texts
     config = BatcherConfig(**batcher)
-    with tempfile.TemporaryDirectory(prefix="vigil-http-load-") as tmp:
-        with _server(url, artifact, _server_options(config, provider, variant), Path(tmp) / "server.log") as target:
-            model = httpx.post(f"{target}/v1/classify", json={"text": texts[0]}, timeout=60.0).json()["model"]
-            over_http = [http_closed_loop(target, texts, clients, budget) for clients in levels]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a stand-in's warning; `model.random_weights` records it
         classifier = Classifier.open(  # as `vigil serve` opens it: threads sleep between runs
             artifact, provider=provider, variant=variant, max_batch_size=config.max_batch_size, spin=False
         )
-    with classifier:
-        service = [closed_loop(classifier, config, texts, clients, budget) for clients in levels]
+    with classifier, tempfile.TemporaryDirectory(prefix="vigil-http-load-") as tmp:
+        with _server(url, artifact, _server_options(config, provider, variant), Path(tmp) / "server.log") as target:
+            model = httpx.post(f"{target}/v1/classify", json={"text": texts[0]}, timeout=60.0).json()["model"]
+            measured = [paired_rounds(target, classifier, config, texts, clients, budget, rounds) for clients in levels]
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "artifact": portable(artifact),
         "server": url or "started by this script on loopback",
         "model": model,
         "batcher": {**batcher, "max_batch_size": config.max_batch_size, "max_wait_s": config.max_wait_s},
-        "budget": {"seconds_per_level": budget.seconds, "max_requests_per_level": budget.max_items},
+        "budget": {"seconds_per_round": budget.seconds, "max_requests_per_round": budget.max_items, "rounds": rounds},
         "tweets": {"source": portable(tweets), "count": len(texts)},
         "machine": describe_machine(),
         "versions": installed_versions(_VERSIONS),
-        "http": over_http,
-        "service": service,
+        "levels": measured,
     }
 
 
@@ -265,34 +289,42 @@ def _server_options(config: Any, provider: str, variant: str | None) -> list[str
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """One row per level: HTTP and Service throughput and latency, what HTTP adds at p50, and
-    how much of an HTTP request's time is spent outside the route handler (the client, the
-    loopback hop, uvicorn, parsing and serializing), from the handler's `x-total-time`."""
+    """One row per level, each figure the median over its rounds: HTTP and Service throughput
+    and latency, the paired HTTP cost at p50 (median and range), and how much of an HTTP
+    request's time is spent outside the route handler (the client, the loopback hop,
+    uvicorn, parsing and serializing), from the handler's `x-total-time`."""
     columns = ("p50", "p90", "p99", "max")
     header = (
         "| clients | HTTP req/s | "
         + " | ".join(f"HTTP {c} ms" for c in columns)
         + " | Service req/s | "
         + " | ".join(f"Service {c} ms" for c in columns)
-        + " | HTTP cost p50 ms | outside handler p50 ms |"
+        + " | HTTP cost p50 ms | its range | outside handler p50 ms |"
     )
-    lines = [header, "|" + "---:|" * (5 + 2 * len(columns))]
-    for over_http, service in zip(results["http"], results["service"]):
-        cells = [str(over_http["clients"]), f"{over_http['achieved_rate']:.0f}"]
-        cells += [_ms(over_http["latency"], c) for c in columns]
-        cells += [f"{service['achieved_rate']:.0f}"] + [_ms(service["latency"], c) for c in columns]
-        cost = over_http["latency"].get("p50_ms", 0.0) - service["latency"].get("p50_ms", 0.0)
-        outside = _ms(over_http.get("outside_handler", {}), "p50")
-        lines.append("| " + " | ".join([*cells, f"{cost:.2f}", outside]) + " |")
+    lines = [header, "|" + "---:|" * (6 + 2 * len(columns))]
+    for level in results["levels"]:
+        http = [pair["http"] for pair in level["rounds"]]
+        service = [pair["service"] for pair in level["rounds"]]
+        cells = [str(level["clients"]), _median([r["achieved_rate"] for r in http], 0)]
+        cells += [_median([r["latency"].get(f"{c}_ms") for r in http]) for c in columns]
+        cells += [_median([r["achieved_rate"] for r in service], 0)]
+        cells += [_median([r["latency"].get(f"{c}_ms") for r in service]) for c in columns]
+        cost = level["http_cost_p50_ms"]
+        cells += [f"{cost['median']:.2f}", f"{cost['min']:.2f} to {cost['max']:.2f}"] if cost else ["-", "-"]
+        cells += [_median([r.get("outside_handler", {}).get("p50_ms") for r in http])]
+        lines.append("| " + " | ".join(cells) + " |")
     model = results["model"]
     stand_in = " (RANDOM-WEIGHT stand-in)" if model["random_weights"] else ""
-    note = f"{model['variant']} on {model['provider']}{stand_in}"
+    rounds = results["budget"]["rounds"]
+    note = f"{model['variant']} on {model['provider']}{stand_in}; medians of {rounds} paired rounds a level"
     return "\n".join([*lines, "", note])
 
 
-def _ms(latency: dict[str, float], column: str) -> str:
-    value = latency.get(f"{column}_ms")
-    return "-" if value is None else f"{value:.2f}"
+def _median(values: list[float | None], digits: int = 2) -> str:
+    """The median of VALUES, one per round, or "-" where a round measured nothing."""
+    if any(value is None for value in values):
+        return "-"
+    return f"{statistics.median(values):.{digits}f}"
 
 
 @click.command()
@@ -304,7 +336,14 @@ def _ms(latency: dict[str, float], column: str) -> str:
     type=click.FloatRange(min=0, min_open=True),
     default=10.0,
     show_default=True,
-    help="Seconds per level and mode.",
+    help="Seconds per round of each mode.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Paired rounds (HTTP and Service, alternating which goes first) per level.",
 )
 @click.option(
     "--requests",
@@ -312,7 +351,7 @@ def _ms(latency: dict[str, float], column: str) -> str:
     type=click.IntRange(min=1),
     default=1_000_000,
     show_default=True,
-    help="At most this many requests per level and mode.",
+    help="At most this many requests per round of each mode.",
 )
 @click.option(
     "--tweets",
@@ -333,12 +372,13 @@ def _ms(latency: dict[str, float], column: str) -> str:
     show_default=True,
     help="Where the JSON results go.",
 )
-@click.option("--quick", is_flag=True, help="Seconds, not minutes: 1 and 4 clients, 0.5 s each, 2,000 tweets.")
+@click.option("--quick", is_flag=True, help="Seconds, not minutes: 1 and 4 clients, two rounds of 0.5 s each, 2,000 tweets.")
 def command(
     artifact: Path,
     url: str | None,
     concurrency: str,
     duration: float,
+    rounds: int,
     max_requests: int,
     tweets: Path,
     provider: str,
@@ -349,12 +389,13 @@ def command(
     out: Path,
     quick: bool,
 ) -> None:
-    """Closed-loop load over HTTP and through the Service directly, at each concurrency level."""
+    """Closed-loop load over HTTP and through the Service directly, in paired rounds at each concurrency level."""
     levels = [1, 4] if quick else [int(level) for level in concurrency.split(",")]
     results = run(
         artifact,
         levels=levels,
         budget=Budget(seconds=0.5 if quick else duration, max_items=max_requests),
+        rounds=2 if quick else rounds,
         tweets=tweets,
         tweet_limit=2000 if quick else None,
         batcher={"max_batch_size": max_batch_size, "max_wait_s": max_wait_ms / 1000, "queue_size": queue_size},

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-LEVEL_KEYS = {"clients", "completed", "errors", "seconds", "achieved_rate", "latency", "mean_batch_size"}
+RUN_KEYS = {"clients", "completed", "errors", "seconds", "achieved_rate", "latency", "mean_batch_size"}
 LATENCY_KEYS = {"n", "p50_ms", "p90_ms", "p99_ms", "max_ms"}
 
 
-def test_quick_run_writes_both_modes_per_level(tiny_artifact: Path, tmp_path: Path) -> None:
+def test_quick_run_writes_paired_rounds_per_level(tiny_artifact: Path, tmp_path: Path) -> None:
     tweets = tmp_path / "tweets.txt"
     tweets.write_text("police close the square\nsunny day at the beach\n@a RT riots downtown\n", encoding="utf-8")
     out = tmp_path / "results.json"
@@ -22,18 +22,27 @@ def test_quick_run_writes_both_modes_per_level(tiny_artifact: Path, tmp_path: Pa
 
     results = json.loads(out.read_text(encoding="utf-8"))
     assert results["model"]["random_weights"] is True
-    for mode in ("http", "service"):
-        assert [level["clients"] for level in results[mode]] == [1, 4]
-        for level in results[mode]:
-            assert LEVEL_KEYS <= set(level)
-            assert LATENCY_KEYS <= set(level["latency"])
-            assert level["completed"] > 0 and level["errors"] == 0
-    assert {"queue_wait_mean_ms", "compute_per_batch_mean_ms"} <= set(results["http"][0])
-    assert results["http"][0]["client"].startswith("http.client")
-    for level in results["http"]:  # the handler's x-total-time is part of each request's latency
-        outside = level["outside_handler"]
-        assert outside["n"] == level["completed"]
-        assert 0 < outside["p50_ms"] < level["latency"]["p50_ms"]
-    assert table.startswith("| clients | HTTP req/s |")
-    assert table.splitlines()[0].endswith("| outside handler p50 ms |")
-    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 1 + 2  # header and two levels
+    assert results["budget"]["rounds"] == 2
+    assert [level["clients"] for level in results["levels"]] == [1, 4]
+    for level in results["levels"]:
+        assert [list(pair) for pair in level["rounds"]] == [["http", "service"], ["service", "http"]]
+        for pair in level["rounds"]:
+            for run in pair.values():
+                assert run["clients"] == level["clients"]
+                assert RUN_KEYS <= set(run) and LATENCY_KEYS <= set(run["latency"])
+                assert run["completed"] > 0 and run["errors"] == 0
+            http = pair["http"]
+            assert {"queue_wait_mean_ms", "compute_per_batch_mean_ms"} <= set(http)
+            assert http["client"].startswith("http.client")
+            outside = http["outside_handler"]  # the handler's x-total-time is part of each latency
+            assert outside["n"] == http["completed"]
+            assert 0 < outside["p50_ms"] < http["latency"]["p50_ms"]
+        costs = [pair["http"]["latency"]["p50_ms"] - pair["service"]["latency"]["p50_ms"] for pair in level["rounds"]]
+        cost = level["http_cost_p50_ms"]
+        assert (cost["min"], cost["max"]) == (min(costs), max(costs))
+        assert cost["median"] == sum(costs) / 2  # the median of two rounds
+    lines = table.splitlines()
+    assert lines[0].startswith("| clients | HTTP req/s |")
+    assert lines[0].endswith("| HTTP cost p50 ms | its range | outside handler p50 ms |")
+    assert len([line for line in lines if line.startswith("| ")]) == 1 + 2  # header and two levels
+    assert "medians of 2 paired rounds a level" in table
