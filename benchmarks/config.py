@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vigil.runtime.checks import require_ints, require_number
+from vigil.runtime.checks import require_int, require_ints, require_number
 
 from .source import REPO
 from .workload import DEFAULT_TWEETS
@@ -61,6 +61,9 @@ class ServiceConfig:
         clients: Closed-loop runs, one per count of concurrent client threads.
         rate_fractions: Open-loop runs, at these fractions of the variant's offline peak.
         seconds: Length of each run; `max_requests` caps its count too.
+        paired_rounds: Rounds that measure the two closed-loop targets against their
+            references back to back (1 client against direct `predict([text])`, 16 clients
+            against offline batch 32), alternating which goes first; 0 skips them.
         max_batch_size, max_wait_s, queue_size: The batcher's settings.
     """
 
@@ -69,6 +72,7 @@ class ServiceConfig:
     rate_fractions: tuple[float, ...] = (0.5, 0.8, 0.95)
     seconds: float = 6.0
     max_requests: int = 5000
+    paired_rounds: int = 3
     max_batch_size: int = 64
     max_wait_s: float = 0.0  # work-conserving, as `vigil serve` runs by default
     queue_size: int = 4096
@@ -78,6 +82,7 @@ class ServiceConfig:
         for fraction in self.rate_fractions:
             require_number("rate fraction", fraction, positive=True)
         require_number("service seconds", self.seconds, positive=True)
+        require_int("paired rounds", self.paired_rounds, 0)
 
     def job(self) -> dict[str, Any]:
         """The worker's service spec."""
@@ -86,6 +91,7 @@ class ServiceConfig:
             "rate_fractions": list(self.rate_fractions),
             "seconds": self.seconds,
             "max_requests": self.max_requests,
+            "paired_rounds": self.paired_rounds,
             "batcher": {
                 "max_batch_size": self.max_batch_size,
                 "max_wait_s": self.max_wait_s,
@@ -178,7 +184,9 @@ def quick_config(**overrides: Any) -> BenchConfig:
         latency_requests=50,
         latency_warmup=2,
         accuracy_texts=64,
-        service=ServiceConfig(clients=(1, 16), rate_fractions=(0.5, 0.8), seconds=0.5, max_requests=200),
+        service=ServiceConfig(
+            clients=(1, 16), rate_fractions=(0.5, 0.8), seconds=0.5, max_requests=200, paired_rounds=2
+        ),
         worker_timeout_s=600.0,
     )
     return replace(quick, **overrides)

@@ -372,7 +372,9 @@ def _median(values: list[float | None], digits: int = 2) -> str:
     show_default=True,
     help="Where the JSON results go.",
 )
-@click.option("--quick", is_flag=True, help="Seconds, not minutes: 1 and 4 clients, two rounds of 0.5 s each, 2,000 tweets.")
+@click.option(
+    "--quick", is_flag=True, help="Seconds, not minutes: 1 and 4 clients, two rounds of 0.5 s each, 2,000 tweets."
+)
 def command(
     artifact: Path,
     url: str | None,

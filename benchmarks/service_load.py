@@ -13,6 +13,12 @@ into batches. Two load shapes show what the dynamic batcher makes of that:
 
 Every batch reports its size, each request's queue wait and the compute time through the
 service's observer (`BatchRecord`), so latency splits into queueing and computing.
+
+The two closed-loop targets are ratios to a reference measured without the Service: one
+client's p50 against direct `predict([text])`, 16 clients' texts/s against offline batch 32.
+On a shared machine the model's own speed drifts by more than the Service costs between
+runs minutes apart, so `paired_runs` measures each ratio in rounds that run the Service and
+its reference back to back, alternating which goes first.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from functools import partial
 from typing import Any
@@ -29,10 +35,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .measure import Budget, by_batch_size, summarize_ms
+from .measure import Budget, by_batch_size, planned_batches, summarize_ms, time_calls
 from .queueing import batch_seconds, ideal_latencies
+from .workload import take
 
-__all__ = ["closed_loop", "load_runs", "open_loop"]
+__all__ = ["closed_loop", "load_runs", "open_loop", "paired_runs"]
+
+PAIRED_CLIENTS = 16  # the many-clients target's load, against offline batches of PAIRED_BATCH
+PAIRED_BATCH = 32
 
 
 class _Recorder:
@@ -124,6 +134,54 @@ def open_loop(
     }
 
 
+def paired_runs(
+    classifier: Any, config: Any, texts: Sequence[str], budget: Budget, rounds: int, batch_rate: float
+) -> dict[str, Any]:
+    """ROUNDS pairs for each closed-loop target: 1 client's p50 with direct `predict([text])`'s,
+    and 16 clients' texts/s with offline batches of 32 (BATCH_RATE, texts/s from the curve,
+    sizes each offline stream to BUDGET's seconds)."""
+
+    def direct_p50() -> float | None:
+        samples = time_calls(lambda i: classifier.predict([texts[i % len(texts)]], batch_size=1), budget, warmup=3)
+        return summarize_ms(samples)["p50_ms"]
+
+    def offline_rate() -> float:
+        chunk = take(texts, 0, planned_batches(PAIRED_BATCH, batch_rate, budget) * PAIRED_BATCH)
+        started = time.perf_counter()
+        classifier.predict(chunk, batch_size=PAIRED_BATCH)
+        return len(chunk) / (time.perf_counter() - started)
+
+    def served(clients: int, figure: Callable[[dict[str, Any]], float | None]) -> Callable[[], float | None]:
+        return lambda: figure(closed_loop(classifier, config, texts, clients, budget))
+
+    return {
+        "one_client": {
+            "served": "Service, 1 client: p50 ms",
+            "reference": "direct predict([text]): p50 ms",
+            "rounds": alternate(rounds, served(1, lambda run: run["latency"].get("p50_ms")), direct_p50),
+        },
+        "many_clients": {
+            "served": f"Service, {PAIRED_CLIENTS} clients: texts/s",
+            "reference": f"offline batch {PAIRED_BATCH}: texts/s",
+            "rounds": alternate(rounds, served(PAIRED_CLIENTS, lambda run: run["achieved_rate"]), offline_rate),
+        },
+    }
+
+
+def alternate(
+    rounds: int, served: Callable[[], float | None], reference: Callable[[], float | None]
+) -> list[dict[str, float | None]]:
+    """ROUNDS pairs of SERVED and REFERENCE, each pair in the other order than the last (the
+    served figure first in the first), with the ratio served / reference of each."""
+    pairs = []
+    for index in range(rounds):
+        order = (("served", served), ("reference", reference))
+        pair = {name: measure() for name, measure in (order if index % 2 == 0 else order[::-1])}
+        ratio = pair["served"] / pair["reference"] if pair["served"] and pair["reference"] else None
+        pairs.append({**pair, "ratio": ratio})
+    return pairs
+
+
 def load_runs(
     classifier: Any, texts: Sequence[str], spec: dict[str, Any], points: Sequence[dict[str, float]]
 ) -> dict[str, Any]:
@@ -131,8 +189,9 @@ def load_runs(
 
     SPEC holds "batcher" (BatcherConfig's fields), "clients", "rate_fractions" (of the
     offline peak of POINTS, the end-to-end throughput curve), "seconds" and "max_requests"
-    per run. Each open-loop run also gets the p99 an ideal batcher would reach at its rate
-    with the curve's batch times (`benchmarks.queueing`).
+    per run, and optionally "paired_rounds" (`paired_runs`; none when absent or 0). Each
+    open-loop run also gets the p99 an ideal batcher would reach at its rate with the
+    curve's batch times (`benchmarks.queueing`).
     """
     from vigil.runtime import BatcherConfig
 
@@ -153,7 +212,11 @@ def load_runs(
                 **open_loop(classifier, config, texts, value * peak, budget),
                 "ideal_p99_ms": 1000 * float(np.percentile(ideal, 99)),
             })  # fmt: skip
-    return {"batcher": spec["batcher"], "offline_peak": peak, "closed_loop": closed, "open_loop": opened}
+    measured = {"batcher": spec["batcher"], "offline_peak": peak, "closed_loop": closed, "open_loop": opened}
+    if spec.get("paired_rounds") and PAIRED_BATCH in throughput:
+        rounds, rate = spec["paired_rounds"], throughput[PAIRED_BATCH]
+        measured["paired"] = paired_runs(classifier, config, texts, budget, rounds, rate)
+    return measured
 
 
 def _summary(

@@ -62,6 +62,12 @@ def test_quick_run_writes_json_table_and_plots(tmp_path: Path) -> None:
     assert {run["clients"] for run in results["service"]["closed_loop"]} == {1, 16}
     assert results["service"]["open_loop"][0]["batch_sizes"]
     assert all(run["ideal_p99_ms"] > 0 for run in results["service"]["open_loop"])  # the overhead-free bound
+    paired = results["service"]["paired"]  # each closed-loop target also back to back with its reference
+    for key in ("one_client", "many_clients"):
+        rounds = paired[key]["rounds"]
+        assert [list(pair) for pair in rounds] == [["served", "reference", "ratio"], ["reference", "served", "ratio"]]
+        assert all(pair["ratio"] == pair["served"] / pair["reference"] for pair in rounds)
+    assert "median of 2 rounds back to back" in next(t for t in results["targets"] if "1 client" in t["name"])["detail"]
     assert all(
         target["value"] is not None
         for target in results["targets"]
@@ -71,7 +77,8 @@ def test_quick_run_writes_json_table_and_plots(tmp_path: Path) -> None:
     assert not [value for value in _strings(results) if value.startswith(("/", str(Path.home())))], "absolute paths"
 
     table = (out / "results.md").read_text(encoding="utf-8")
-    for heading in ("## Throughput, end to end", "## Batch-1 latency", "## Accuracy", "Padding left", "## Service", "## Targets"):
+    headings = ("## Throughput, end to end", "## Batch-1 latency", "## Accuracy", "Padding left", "## Service")
+    for heading in (*headings, "Paired rounds", "## Targets"):
         assert heading in table
     assert table in process.stdout
     if importlib.util.find_spec("matplotlib") is not None:

@@ -77,6 +77,21 @@ def test_service_targets_against_the_direct_batch1_latency_and_offline_batch_32(
     assert "ideal" not in by_name("Service, open loop at 50%").detail
 
 
+def test_paired_rounds_give_the_closed_loop_targets_where_the_run_has_them() -> None:
+    paired = results()
+    paired["service"]["paired"] = {
+        "one_client": {"rounds": [{"ratio": 0.97}, {"ratio": 1.3}, {"ratio": 0.99}]},
+        "many_clients": {"rounds": [{"ratio": None}, {"ratio": 0.96}]},  # a round that measured nothing
+    }
+    found = {t.name.split(" (")[0]: t for t in targets(paired)}
+    one = found["Service, 1 client p50 / direct batch-1 p50"]
+    assert one.value == 0.99 and one.met  # the median, not the unpaired 1.05x
+    assert "median of 3 rounds back to back with the reference (0.97x-1.30x); runs apart: 1.05x" in one.detail
+    many = found["Service, 16 clients / offline batch 32"]
+    assert many.value == 0.96 and many.met and "median of 1 round back" in many.detail
+    assert "its batches at offline speed" in many.detail
+
+
 def test_what_did_not_run_is_not_measured_rather_than_missed() -> None:
     target = by_name("vigil-fp32 / optimum")
     assert target.value is None and target.met is None
