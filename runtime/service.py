@@ -8,8 +8,7 @@ tokenizes each batch in one call (its `prepare` stage) and runs the model on it,
 future gets its own row; where the model computes off the host, a preparer thread already
 tokenizes what queues while the model runs (`tokenize_ahead`). Tokenizing a batch at once
 costs a fraction of tokenizing its texts one by one on their callers' threads (measured on
-2 cores: 34 us a text in a batch of 64, against 85 us each from 16 threads, which gain
-nothing from the second core), and it keeps that work off an event loop. A lone request
+2 cores: 28 us a text in a batch of 64, against 47 us each from 16 threads), and it keeps that work off an event loop. A lone request
 pays the same: its one text is tokenized on the dispatcher instead of on its caller.
 On a GPU the model pads a batch up to its bucket with real rows and slices the result; on the
 CPU a batch runs once per sequence bucket of its rows (see `Classifier.score`).
