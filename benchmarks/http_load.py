@@ -52,7 +52,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from vigil.runtime.versions import installed_versions
 
 from .machine import describe_machine
-from .measure import Budget, summarize_ms
+from .measure import Budget, alternating, summarize_ms
 from .service_load import closed_loop
 from .source import portable
 from .workload import DEFAULT_TWEETS, load_tweets, take
@@ -207,14 +207,11 @@ def paired_rounds(
     """ROUNDS pairs of closed loops of CLIENTS, over HTTP to URL and through a Service on
     CLASSIFIER, each for BUDGET; the pairs alternate which mode goes first, so that a drift of
     the machine's speed during the level weighs on both modes alike."""
-    measure = {
+    measures = {
         "http": partial(http_closed_loop, url, texts, clients, budget),
         "service": partial(closed_loop, classifier, config, texts, clients, budget),
     }
-    pairs = []
-    for index in range(rounds):
-        order = ("http", "service") if index % 2 == 0 else ("service", "http")
-        pairs.append({mode: measure[mode]() for mode in order})
+    pairs = alternating(rounds, measures)
     p50s = [(pair["http"]["latency"].get("p50_ms"), pair["service"]["latency"].get("p50_ms")) for pair in pairs]
     costs = [http - service for http, service in p50s if http is not None and service is not None]
     cost = {"median": statistics.median(costs), "min": min(costs), "max": max(costs)} if costs else None

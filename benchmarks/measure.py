@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -35,6 +35,7 @@ from .workload import take
 
 __all__ = [
     "Budget",
+    "alternating",
     "PERCENTILES",
     "planned_batches",
     "throughput_point",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,16 @@ def time_calls(
         if progress is not None:
             progress(1)
     return samples
+
+
+def alternating(rounds: int, measures: dict[str, Callable[[], T]]) -> list[dict[str, T]]:
+    """ROUNDS runs of every one of MEASURES (named), in their order in even rounds and in the
+    reverse order in odd ones, so that a drift of the machine's speed weighs on all alike;
+    each round's figures by name, in the order they ran."""
+    order = list(measures.items())
+    return [
+        {name: measure() for name, measure in (order if index % 2 == 0 else order[::-1])} for index in range(rounds)
+    ]
 
 
 def summarize_ms(samples_s: Sequence[float]) -> dict[str, float]:

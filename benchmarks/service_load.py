@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .measure import Budget, by_batch_size, planned_batches, summarize_ms, time_calls
+from .measure import Budget, alternating, by_batch_size, planned_batches, summarize_ms, time_calls
 from .queueing import batch_seconds, ideal_latencies
 from .workload import take
 
@@ -158,27 +158,24 @@ def paired_runs(
         "one_client": {
             "served": "Service, 1 client: p50 ms",
             "reference": "direct predict([text]): p50 ms",
-            "rounds": alternate(rounds, served(1, lambda run: run["latency"].get("p50_ms")), direct_p50),
+            "rounds": _paired(served(1, lambda run: run["latency"].get("p50_ms")), direct_p50, rounds),
         },
         "many_clients": {
             "served": f"Service, {PAIRED_CLIENTS} clients: texts/s",
             "reference": f"offline batch {PAIRED_BATCH}: texts/s",
-            "rounds": alternate(rounds, served(PAIRED_CLIENTS, lambda run: run["achieved_rate"]), offline_rate),
+            "rounds": _paired(served(PAIRED_CLIENTS, lambda run: run["achieved_rate"]), offline_rate, rounds),
         },
     }
 
 
-def alternate(
-    rounds: int, served: Callable[[], float | None], reference: Callable[[], float | None]
+def _paired(
+    served: Callable[[], float | None], reference: Callable[[], float | None], rounds: int
 ) -> list[dict[str, float | None]]:
-    """ROUNDS pairs of SERVED and REFERENCE, each pair in the other order than the last (the
-    served figure first in the first), with the ratio served / reference of each."""
-    pairs = []
-    for index in range(rounds):
-        order = (("served", served), ("reference", reference))
-        pair = {name: measure() for name, measure in (order if index % 2 == 0 else order[::-1])}
-        ratio = pair["served"] / pair["reference"] if pair["served"] and pair["reference"] else None
-        pairs.append({**pair, "ratio": ratio})
+    """ROUNDS alternating pairs of SERVED and REFERENCE, each with its ratio served / reference."""
+    pairs = alternating(rounds, {"served": served, "reference": reference})
+    for pair in pairs:
+        measured = pair["served"] and pair["reference"]
+        pair["ratio"] = pair["served"] / pair["reference"] if measured else None
     return pairs
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks.measure import Budget, planned_batches
+from benchmarks.measure import Budget, alternating, planned_batches
 from benchmarks.report import compare, format_target, targets
 
 
@@ -104,6 +105,23 @@ def test_compare_counts_flips_at_one_half() -> None:
     found = compare(reference, candidate)
     assert found["label_flips"] == 1 and found["label_agreement"] == 0.75
     assert abs(found["max_abs_prob_diff"] - 0.2) < 1e-6
+
+
+def test_alternating_rounds_reverse_the_order_each_round() -> None:
+    calls: list[str] = []
+    figures = {"a": iter([1.0, 2.0, 3.0]), "b": iter([4.0, 5.0, 6.0])}
+
+    def measure(name: str) -> Callable[[], float]:
+        def run() -> float:
+            calls.append(name)
+            return next(figures[name])
+
+        return run
+
+    rounds = alternating(3, {"a": measure("a"), "b": measure("b")})
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    assert rounds == [{"a": 1.0, "b": 4.0}, {"b": 5.0, "a": 2.0}, {"a": 3.0, "b": 6.0}]
+    assert [list(r) for r in rounds] == [["a", "b"], ["b", "a"], ["a", "b"]]  # the order each ran in
 
 
 def test_planned_batches_is_at_least_one_and_capped_by_count() -> None:
