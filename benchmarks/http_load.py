@@ -32,11 +32,11 @@ import itertools
 import json
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import statistics
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
