@@ -302,10 +302,10 @@ def markdown(results: dict[str, Any]) -> str:
     for level in results["levels"]:
         http = [pair["http"] for pair in level["rounds"]]
         service = [pair["service"] for pair in level["rounds"]]
-        cells = [str(level["clients"]), _median([r["achieved_rate"] for r in http], 0)]
-        cells += [_median([r["latency"].get(f"{c}_ms") for r in http]) for c in columns]
-        cells += [_median([r["achieved_rate"] for r in service], 0)]
-        cells += [_median([r["latency"].get(f"{c}_ms") for r in service]) for c in columns]
+        cells = [str(level["clients"])]
+        for runs in (http, service):
+            cells += [_median([r["achieved_rate"] for r in runs], 0)]
+            cells += [_median([r["latency"].get(f"{c}_ms") for r in runs]) for c in columns]
         cost = level["http_cost_p50_ms"]
         cells += [f"{cost['median']:.2f}", f"{cost['min']:.2f} to {cost['max']:.2f}"] if cost else ["-", "-"]
         cells += [_median([r.get("outside_handler", {}).get("p50_ms") for r in http])]
