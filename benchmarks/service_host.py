@@ -37,6 +37,7 @@ class _NoModel:
 
     provider = "CUDAExecutionProvider"  # what the Service would see on a GPU
     concurrency = 1
+    runs_per_bucket = False  # a GPU runs a batch once, at its longest text's bucket
 
     def __init__(self, classifier: Classifier, wait_s: float, wait_s_per_text: float) -> None:
         self.labels = classifier.labels

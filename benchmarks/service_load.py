@@ -94,9 +94,10 @@ def closed_loop(
 
 
 def open_loop(
-    classifier: Any, config: Any, texts: Sequence[str], rate: float, budget: Budget, seed: int = 0
+    classifier: Any, config: Any, texts: Sequence[str], rate: float, budget: Budget, seed: int = 0, **options: Any
 ) -> dict[str, Any]:
-    """Poisson arrivals at RATE requests/s for BUDGET's time (or count), then a drain."""
+    """Poisson arrivals at RATE requests/s for BUDGET's time (or count), then a drain; OPTIONS
+    go to the `Service`."""
     from vigil.runtime import OverloadedError, Service
 
     gaps = np.random.default_rng(seed).exponential(1.0 / rate, size=max(1, int(rate * budget.seconds * 2) + 16))
@@ -111,7 +112,7 @@ def open_loop(
         if not future.cancelled() and future.exception() is None:
             latencies.append(time.perf_counter() - scheduled)
 
-    with Service(classifier, config, observer=recorder, name="bench-service") as service:
+    with Service(classifier, config, observer=recorder, name="bench-service", **options) as service:
         started = time.perf_counter()
         for i, at in enumerate(arrivals):
             scheduled = started + at

@@ -33,6 +33,16 @@ event loops, tens of microseconds each) while the dispatcher already forms and c
 next batch. When nothing is queued there is no next batch to start, so the dispatcher
 resolves the futures itself and a lone request pays one thread hop less.
 
+With `group` (a model that runs each group of items apart anyway, as the CPU runs each
+sequence bucket of a batch), a batch holds one group: once its requests are prepared, the
+dispatcher runs the group of the oldest, and puts the others back at the head of the queue,
+prepared and still cancellable. They run next, joined by whatever of their group queued
+meanwhile. A batch of mixed groups would otherwise run its groups one after the other and
+answer none of them before the last, while requests arriving meanwhile wait for all of it;
+here every run is a batch that new arrivals can join, so runs grow fuller and their answers
+leave sooner, and the model still never idles while a request waits. Requests put back may
+hold the queue over `queue_size` by at most one batch (submitters then wait for room).
+
 Every request carries a `concurrent.futures.Future` that is resolved exactly once: with its
 own result, with the exception `process` raised for its batch (or `prepare` for its
 call), or cancelled. A full queue pushes back on callers (`OverloadedError`) instead of
@@ -47,7 +57,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from itertools import islice
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -77,7 +87,8 @@ class BatcherConfig:
         max_wait_s: Opt-in delay: how long after the first request of a batch was enqueued
             the dispatcher keeps waiting for more. 0 (the default) is work-conserving: it
             takes what is queued and runs; requests already queued are always taken.
-        queue_size: Most requests accepted but not yet dispatched.
+        queue_size: Most requests accepted but not yet dispatched (requests that a batch of
+            one `group` puts back may exceed it by one batch).
         submit_timeout_s: How long `submit` waits for room in a full queue by default.
     """
 
@@ -186,6 +197,8 @@ class Batcher(Generic[T, R]):
             thread of its own: one per replica of the model, so that one replica computes
             while the host feeds another. With more than one, `process`, `prepare` and the
             observer must be thread-safe.
+        group: Maps a prepared item to its group (e.g. its sequence bucket): a batch then
+            holds items of one group only (see above). None batches items whatever they are.
 
     Use it as a context manager, or call `close()`: its threads live until then.
     """
@@ -201,11 +214,14 @@ class Batcher(Generic[T, R]):
         prepare_ahead: bool = False,
         weigh: Callable[[list[Any]], int] | None = None,
         dispatchers: int = 1,
+        group: Callable[[Any], Hashable] | None = None,
     ) -> None:
         if not callable(process):
             raise TypeError(f"process must be callable, got {process!r}")
         if prepare is not None and not callable(prepare):
             raise TypeError(f"prepare must be callable or None, got {prepare!r}")
+        if group is not None and not callable(group):
+            raise TypeError(f"group must be callable or None, got {group!r}")
         if prepare_ahead and prepare is None:
             raise ValueError("prepare_ahead needs a prepare callable")
         if not isinstance(config, BatcherConfig):
@@ -215,11 +231,13 @@ class Batcher(Generic[T, R]):
         self._config = config
         self._observer = observer
         self._weigh = weigh
+        self._group = group
         self._name = name
         self._pending: deque[_Request[T, R]] = deque()
         self._ahead = 0  # requests at the head of `_pending` already prepared or preparing
         self._busy = 0  # dispatchers between taking a batch and answering it
         self._closed = False
+        self._cancelling = False  # close(cancel_pending=True) was called
         # Conditions over one lock, as in queue.Queue: the dispatcher waits for work,
         # submitters wait for room, the preparer for work while the dispatcher is busy, and
         # the dispatcher for a preparer's call that holds part of its batch.
@@ -312,6 +330,7 @@ class Batcher(Generic[T, R]):
             self._closed = True
             dropped = list(self._pending) if cancel_pending else []
             if cancel_pending:
+                self._cancelling = True
                 self._pending.clear()
                 self._ahead = 0
             # Closing is the sentinel: a dispatcher stops once it sees it with an empty
@@ -413,12 +432,15 @@ class Batcher(Generic[T, R]):
         if self._preparer is not None:
             with self._prepared:  # a call of the preparer may hold some of them
                 self._prepared.wait_for(lambda: all(r.prepared is not _PREPARING for r in batch))
-        live = [r for r in batch if r.future.set_running_or_notify_cancel()]
+        waiting = [r for r in batch if not r.future.cancelled()]
+        started = time.perf_counter()
+        self._prepare_now([r for r in waiting if r.prepared is _UNPREPARED])
+        prepare_s = time.perf_counter() - started
+        now, later = self._one_group(waiting)
+        self._put_back(later)
+        live = [r for r in now if r.future.set_running_or_notify_cancel()]
         if not live:
             return
-        started = time.perf_counter()
-        self._prepare_now([r for r in live if r.prepared is _UNPREPARED])
-        prepare_s = time.perf_counter() - started
         failed = [r for r in live if isinstance(r.prepared, _Failed)]
         ready = [r for r in live if not isinstance(r.prepared, _Failed)]
         prepare_error = failed[0].prepared.error if failed else None
@@ -440,6 +462,36 @@ class Batcher(Generic[T, R]):
                 prepare_s=prepare_s,
             )
         )
+
+    def _one_group(self, requests: list[_Request[T, R]]) -> tuple[list[_Request[T, R]], list[_Request[T, R]]]:
+        """REQUESTS, prepared, split into those to answer now (the oldest one's group, and
+        any whose prepare failed) and those of other groups, to put back; without `group`,
+        all now."""
+        ready = [r for r in requests if not isinstance(r.prepared, _Failed)]
+        if self._group is None or len(ready) < 2:
+            return requests, []
+        try:
+            keys = [self._group(r.prepared) for r in ready]
+        except Exception:  # noqa: BLE001 - a broken grouping must not stop serving
+            _logger.exception("%s group failed; the batch runs as one", self._name)
+            return requests, []
+        later = {r for r, key in zip(ready, keys) if key != keys[0]}
+        return [r for r in requests if r not in later], [r for r in ready if r in later]
+
+    def _put_back(self, requests: list[_Request[T, R]]) -> None:
+        """Return prepared REQUESTS to the head of the queue, in order, to run next; after
+        `close(cancel_pending=True)` cancel them instead, as the rest of the queue was."""
+        if not requests:
+            return
+        with self._lock:
+            cancel = self._cancelling
+            if not cancel:
+                self._pending.extendleft(reversed(requests))
+                self._ahead += len(requests)
+                self._not_empty.notify()
+        if cancel:
+            for request in requests:
+                request.future.cancel()  # outside the lock: this runs the future's callbacks
 
     def _compute(self, prepared: list[Any]) -> tuple[Sequence[R] | BaseException, float]:
         """`process` on a batch: its results, or what it raised; and its wall time."""

@@ -246,6 +246,12 @@ class Classifier:
         return self.model.concurrency
 
     @property
+    def runs_per_bucket(self) -> bool:
+        """Whether a batch of mixed lengths runs once per sequence bucket (the CPU; see
+        `score`), so that a server does best to batch texts of one bucket together."""
+        return bool(self.sequence_buckets) and self.model.run_per_bucket
+
+    @property
     def embedding_width(self) -> int:
         """Width of the sentence embeddings: the model's hidden size (768 for smaller-LaBSE).
 
@@ -470,7 +476,7 @@ class Classifier:
         the longest row's bucket, 16 random tweets, full-size int8, `python -m
         benchmarks.bucket_policy`). Otherwise the batch runs once, at its longest row's bucket.
         """
-        if not self.sequence_buckets or not self.model.run_per_bucket or len(mask) < 2:
+        if not self.runs_per_bucket or len(mask) < 2:
             return run(*self._fit(ids, mask))
         widths = np.searchsorted(self.sequence_buckets, mask.sum(axis=1))
         groups = [np.flatnonzero(widths == width) for width in np.unique(widths)]

@@ -10,8 +10,11 @@ tokenizes what queues while the model runs (`tokenize_ahead`). Tokenizing a batc
 costs a fraction of tokenizing its texts one by one on their callers' threads (measured on
 2 cores: 28 us a text in a batch of 64, against 47 us each from 16 threads), and it keeps that work off an event loop. A lone request
 pays the same: its one text is tokenized on the dispatcher instead of on its caller.
-On a GPU the model pads a batch up to its bucket with real rows and slices the result; on the
-CPU a batch runs once per sequence bucket of its rows (see `Classifier.score`).
+On a GPU the model pads a batch up to its bucket with real rows and slices the result. The
+CPU runs each sequence bucket of a batch apart (see `Classifier.score`), so there a batch holds
+texts of one bucket (the Batcher's `group`): the dispatcher runs the oldest text's bucket with
+everything queued for it, and the rest waits at the head of the queue for the next run, which
+texts arriving meanwhile can join.
 
 A request of many texts (`score_async`) is queued in a worker thread when it is large,
 so that an event loop keeps serving meanwhile, and all its texts are queued at once, so they
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -106,6 +110,9 @@ class Service:
             (the Batcher's `prepare_ahead`); None (the default) does so where the model
             computes off the host (CUDA, TensorRT), not on the CPU, whose cores the model
             already uses.
+        bucket_batches: Form each batch from texts of one sequence bucket (the Batcher's
+            `group`); None (the default) does so where the model runs each bucket of a batch
+            apart anyway (the CPU). README, "Batching policy", gives what it measured.
 
     Use it as a context manager, or call `close()`.
     """
@@ -118,15 +125,19 @@ class Service:
         observer: Callable[[BatchRecord], None] | None = None,
         name: str = "vigil-service",
         tokenize_ahead: bool | None = None,
+        bucket_batches: bool | None = None,
     ) -> None:
         self._classifier = classifier
         self._config = config
         self._queuer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-queue")
         if tokenize_ahead is None:
             tokenize_ahead = classifier.provider != "CPUExecutionProvider"
+        if bucket_batches is None:
+            bucket_batches = classifier.runs_per_bucket
         self._batcher = Batcher(
             self._process, config, observer=observer, name=name, prepare=self._tokenized,
             prepare_ahead=tokenize_ahead, weigh=_tokens, dispatchers=classifier.concurrency,
+            group=self._bucket if bucket_batches and classifier.sequence_buckets else None,
         )
 
     @property
@@ -245,6 +256,11 @@ class Service:
         ids, mask = self._classifier.encode([t.text for t in texts])
         tokens = mask.sum(axis=1).tolist()  # counted once per call, not per row on the dispatcher
         return [_Row(*row, t.embed, n) for row, t, n in zip(zip(ids, mask), texts, tokens)]
+
+    def _bucket(self, row: _Row) -> int:
+        """The sequence bucket ROW runs at: where the model runs each bucket apart, a batch
+        holds one (the Batcher's `group`)."""
+        return bisect_left(self._classifier.sequence_buckets, row.tokens)
 
     def _process(self, rows: list[_Row]) -> Sequence[np.ndarray]:
         """The dispatcher's batch: stack the rows, run the model once; each row gets its

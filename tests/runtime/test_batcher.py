@@ -808,6 +808,134 @@ def test_under_load_answers_are_delivered_off_the_dispatcher_thread() -> None:
 
 
 
+# --- batches of one group ----------------------------------------------------------------
+
+
+class Stepped:
+    """A `process` that records each batch and returns only once `step()` allows one more."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self._steps = threading.Semaphore(0)
+
+    def __call__(self, items: list[int]) -> list[int]:
+        self.batches.append(list(items))
+        assert self._steps.acquire(timeout=TIMEOUT), "batch never released"
+        return [2 * x for x in items]
+
+    def finish(self) -> None:
+        """Let the running batch return."""
+        self._steps.release()
+
+    def step(self, batches_seen: int) -> None:
+        """Let the running batch return, and wait until the next one, the BATCHES_SEEN-th, started."""
+        self.finish()
+        wait_for(lambda: len(self.batches) == batches_seen, f"batch {batches_seen} to start")
+
+
+def parity(x: int) -> int:
+    return x % 2
+
+
+def test_with_group_a_batch_runs_the_oldest_ones_group_and_the_rest_runs_next_with_newcomers() -> None:
+    process, prepare = Stepped(), Preparer()
+    with Batcher(process, name=unique_name(), prepare=prepare, group=parity) as batcher:
+        futures = {0: batcher.submit(0)}
+        wait_for(lambda: process.batches == [[0]], "the first batch to start")
+        futures |= {x: batcher.submit(x) for x in (1, 2, 3, 4)}
+        prepare.hold()
+        process.finish()
+        assert prepare.entered.wait(TIMEOUT)  # the dispatcher took 1-4 and prepares them
+        futures[5] = batcher.submit(5)  # queued meanwhile, behind 2 and 4
+        prepare.release.set()
+        wait_for(lambda: len(process.batches) == 2, "the second batch to start")
+        assert process.batches[1] == [-1, -3]  # 1 is the oldest: its group runs, 2 and 4 wait
+        assert batcher.queue_depth == 3
+        futures[6] = batcher.submit(6)
+        process.step(3)
+        assert process.batches[2] == [-2, -4, -6]  # back at the head, ahead of 5; 6 joins
+        process.step(4)
+        process.finish()
+        assert {x: f.result(TIMEOUT) for x, f in futures.items()} == {x: -2 * x for x in futures}
+    assert process.batches == [[0], [-1, -3], [-2, -4, -6], [-5]]
+    assert sorted(prepare.prepared) == [0, 1, 2, 3, 4, 5, 6]  # what was put back is not prepared again
+
+
+def test_with_group_ahead_what_was_put_back_is_not_prepared_again() -> None:
+    process, prepare = Stepped(), Preparer()
+    name = unique_name()
+    with Batcher(process, name=name, prepare=prepare, prepare_ahead=True, group=parity) as batcher:
+        futures = {0: batcher.submit(0)}
+        wait_for(lambda: process.batches == [[0]], "the first batch to start")
+        futures |= {x: batcher.submit(x) for x in (1, 2, 3, 4)}
+        wait_for(lambda: sorted(prepare.prepared) == [0, 1, 2, 3, 4], "1-4 to be prepared ahead")
+        process.step(2)  # runs 1 and 3; 2 and 4 go back to the head, prepared
+        futures[6] = batcher.submit(6)
+        wait_for(lambda: 6 in prepare.prepared, "6 to be prepared ahead")
+        process.step(3)
+        process.finish()
+        assert {x: f.result(TIMEOUT) for x, f in futures.items()} == {x: -2 * x for x in futures}
+    assert [items for _, items in prepare.calls] == [[0], [1, 2, 3, 4], [6]]
+    assert process.batches == [[0], [-1, -3], [-2, -4, -6]]
+
+
+def test_with_group_a_request_put_back_can_still_be_cancelled_and_costs_no_compute() -> None:
+    process = Stepped()
+    with Batcher(process, name=unique_name(), group=parity) as batcher:
+        hold = batcher.submit(0)
+        wait_for(lambda: process.batches == [[0]], "the first batch to start")
+        first, doomed, kept = batcher.submit(1), batcher.submit(2), batcher.submit(4)
+        process.step(2)
+        assert process.batches[1] == [1]
+        assert doomed.cancel()
+        process.step(3)
+        process.finish()
+        assert [f.result(TIMEOUT) for f in (hold, first, kept)] == [0, 2, 8]
+    assert process.batches == [[0], [1], [4]]
+
+
+def test_with_group_close_cancel_pending_cancels_what_a_batch_puts_back() -> None:
+    # close() runs while the batch's prepare holds items 1-4: 1 and 3 were dispatched and run,
+    # 2 and 4 would have been put back, and are cancelled as the queue was.
+    process, prepare = Stepped(), Preparer()
+    batcher = Batcher(process, name=unique_name(), prepare=prepare, group=parity)
+    hold = batcher.submit(0)
+    wait_for(lambda: process.batches == [[0]], "the first batch to start")
+    futures = [batcher.submit(x) for x in (1, 2, 3, 4)]
+    prepare.hold()
+    process.finish()
+    assert prepare.entered.wait(TIMEOUT)  # the dispatcher took 1-4 and prepares them
+    batcher.close(wait=False, cancel_pending=True)
+    prepare.release.set()
+    wait_for(lambda: len(process.batches) == 2, "the group of 1 to run")
+    process.finish()
+    batcher.close()
+    assert hold.result(TIMEOUT) == 0
+    assert [f.result(TIMEOUT) for f in futures[::2]] == [-2, -6]
+    assert all(f.cancelled() for f in futures[1::2])
+    assert process.batches == [[0], [-1, -3]]
+
+
+def test_a_failing_group_is_logged_and_its_batch_runs_as_one(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(item: int) -> int:
+        raise KeyError(item)
+
+    name = unique_name()
+    gate = Gate()
+    with Batcher(gate, name=name, group=broken) as batcher:
+        hold_first_batch(gate, batcher)
+        futures = [batcher.submit(x) for x in (1, 2, 3)]
+        gate.release.set()
+        assert [f.result(TIMEOUT) for f in futures] == [2, 4, 6]
+    assert gate.batches == [[0], [1, 2, 3]]
+    assert any(r.getMessage() == f"{name} group failed; the batch runs as one" for r in caplog.records)
+
+
+def test_group_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="group must be callable"):
+        Batcher(double, group=3)  # type: ignore[arg-type]
+
+
 # --- the prepare stage -------------------------------------------------------------------
 
 
@@ -1110,19 +1238,26 @@ def test_dispatchers_must_be_a_positive_int(dispatchers: object) -> None:
         Batcher(double, dispatchers=dispatchers)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("prepare_ahead, dispatchers", [(False, 1), (True, 1), (False, 2), (True, 2)])
+@pytest.mark.parametrize(
+    "prepare_ahead, dispatchers, grouped",
+    [(False, 1, False), (True, 1, False), (False, 2, False), (True, 2, False), (False, 1, True), (True, 2, True)],
+)
 def test_under_load_with_cancellations_nothing_is_lost_duplicated_or_mixed_up(
-    prepare_ahead: bool, dispatchers: int
+    prepare_ahead: bool, dispatchers: int, grouped: bool
 ) -> None:
     # 64 client threads, every 7th request cancelled as soon as it is queued: each other one
-    # gets its own item back, each cancelled one never reaches process, nothing runs twice.
+    # gets its own item back, each cancelled one never reaches process, nothing runs twice;
+    # grouped (by i % 3), every batch holds one group.
     n_threads, per_thread = 64, 60
     seen: list[tuple[int, int]] = []
+    groups_per_batch: list[int] = []
+    prepared: list[tuple[int, int]] = []
     outcomes: dict[int, list[tuple[bool, Future[tuple[int, int]]]]] = {}
     start = threading.Barrier(n_threads)
 
     def process(items: list[tuple[int, int]]) -> list[tuple[int, int]]:
         seen.extend(items)
+        groups_per_batch.append(len({i % 3 for _, i in items}))
         return echo(items)
 
     def client(tid: int) -> None:
@@ -1134,7 +1269,9 @@ def test_under_load_with_cancellations_nothing_is_lost_duplicated_or_mixed_up(
 
     config = BatcherConfig(max_batch_size=16, submit_timeout_s=TIMEOUT)
     with Batcher(
-        process, config, name=unique_name(), prepare=list, prepare_ahead=prepare_ahead, dispatchers=dispatchers
+        process, config, name=unique_name(), prepare=lambda items: prepared.extend(items) or items,
+        prepare_ahead=prepare_ahead, dispatchers=dispatchers,
+        group=(lambda item: item[1] % 3) if grouped else None,
     ) as batcher:
         clients = [threading.Thread(target=client, args=(t,)) for t in range(n_threads)]
         for c in clients:
@@ -1151,4 +1288,9 @@ def test_under_load_with_cancellations_nothing_is_lost_duplicated_or_mixed_up(
                 assert future.result(TIMEOUT) == (tid, i)
     assert len(outcomes) == n_threads and cancelled
     assert len(seen) == len(set(seen))  # nothing computed twice
+    assert len(prepared) == len(set(prepared))  # nor prepared twice
     assert set(seen) == {(t, i) for t in range(n_threads) for i in range(per_thread)} - cancelled
+    if grouped:
+        assert set(groups_per_batch) == {1}
+    else:  # the load did mix groups in batches, so the grouped runs above were put to the test
+        assert max(groups_per_batch) > 1

@@ -74,6 +74,22 @@ def texts(shared_tweets: dict[str, list[str]]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
+def buckets(classifier: Classifier, texts: list[str]) -> dict[str, int]:
+    """Each text's sequence bucket: on the CPU a Service batch holds texts of one bucket."""
+    lengths = classifier.encode(texts)[1].sum(axis=1)
+    return {text: int(np.searchsorted(classifier.sequence_buckets, n)) for text, n in zip(texts, lengths)}
+
+
+@pytest.fixture(scope="module")
+def one_bucket(texts: list[str], buckets: dict[str, int]) -> list[str]:
+    """20 texts of one sequence bucket, which the Service batches together."""
+    common = max(set(buckets.values()), key=list(buckets.values()).count)
+    same = [text for text in texts if buckets[text] == common]
+    assert len(same) >= 20, "the shared tweets' most common bucket holds too few texts"
+    return same[:20]
+
+
+@pytest.fixture(scope="module")
 def alone(classifier: Classifier, texts: list[str]) -> dict[str, np.ndarray]:
     """Each text scored on its own with predict: what the service must reproduce."""
     return {text: classifier.predict([text])[0] for text in texts}
@@ -128,18 +144,18 @@ def test_a_bad_request_fails_at_submit_and_is_never_queued(classifier: Classifie
     assert gate.calls == [1]
 
 
-def test_a_failing_batch_fails_only_its_own_requests(classifier: Classifier, gate: GatedScore, alone, texts) -> None:
+def test_a_failing_batch_fails_only_its_own_requests(classifier: Classifier, gate: GatedScore, alone, one_bucket) -> None:
     gate.fail_on_call = 2
     with Service(classifier) as service:
-        first = hold_first_batch(service, gate, texts[7])
-        doomed = [service.submit(text) for text in texts[:5]]  # queued: they form batch 2
+        first = hold_first_batch(service, gate, one_bucket[7])
+        doomed = [service.submit(text) for text in one_bucket[:5]]  # queued: they form batch 2
         gate.release.set()
-        np.testing.assert_allclose(first.result(TIMEOUT), alone[texts[7]], rtol=0, atol=ATOL)
+        np.testing.assert_allclose(first.result(TIMEOUT), alone[one_bucket[7]], rtol=0, atol=ATOL)
         for future in doomed:
             with pytest.raises(RuntimeError, match="injected model failure"):
                 future.result(TIMEOUT)
-        after = service.submit(texts[6])
-        np.testing.assert_allclose(after.result(TIMEOUT), alone[texts[6]], rtol=0, atol=ATOL)
+        after = service.submit(one_bucket[6])
+        np.testing.assert_allclose(after.result(TIMEOUT), alone[one_bucket[6]], rtol=0, atol=ATOL)
     assert gate.calls == [1, 5, 1]
 
 
@@ -286,7 +302,7 @@ def test_service_does_not_close_its_classifier(classifier: Classifier) -> None:
 
 
 def test_texts_are_tokenized_a_batch_at_a_time_on_the_dispatcher(
-    classifier: Classifier, gate: GatedScore, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch
+    classifier: Classifier, gate: GatedScore, one_bucket: list[str], alone, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Callers only queue their texts: what arrives while the model is busy is cleaned and
     # tokenized in one call, on the dispatcher, as the batch it forms.
@@ -297,18 +313,44 @@ def test_texts_are_tokenized_a_batch_at_a_time_on_the_dispatcher(
     )
     with Service(classifier, BatcherConfig(max_batch_size=64), name="tokenizing") as service:
         first = hold_first_batch(service, gate)
-        futures = [service.submit(text) for text in texts[:20]]
+        futures = [service.submit(text) for text in one_bucket]
         gate.release.set()
         rows = [future.result(TIMEOUT) for future in futures]
         first.result(TIMEOUT)
     assert encoded == [("tokenizing", 1), ("tokenizing", 20)]
     assert gate.calls == [1, 20]
-    np.testing.assert_allclose(np.stack(rows), np.stack([alone[t] for t in texts[:20]]), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(np.stack(rows), np.stack([alone[t] for t in one_bucket]), rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    "per_bucket, asked, expected", [(True, None, True), (False, None, False), (True, False, False), (False, True, True)]
+)
+def test_where_the_model_runs_each_bucket_apart_a_batch_holds_one_bucket_oldest_first(
+    classifier: Classifier, gate: GatedScore, texts: list[str], buckets: dict[str, int], alone,
+    monkeypatch: pytest.MonkeyPatch, per_bucket: bool, asked: bool | None, expected: bool,
+) -> None:
+    # By default, on the CPU (per_bucket) the texts queued behind a held batch leave as one
+    # batch per bucket, the oldest text's bucket first; where a batch runs once at its longest
+    # text's bucket (a GPU), they leave as one batch. bucket_batches overrides either.
+    assert classifier.runs_per_bucket  # the CPU, with the artifact's buckets
+    mixed = texts[:30]
+    assert len({buckets[t] for t in mixed}) > 1
+    monkeypatch.setattr(Classifier, "runs_per_bucket", property(lambda self: per_bucket))
+    with Service(classifier, bucket_batches=asked) as service:
+        first = hold_first_batch(service, gate)
+        futures = [service.submit(text) for text in mixed]
+        gate.release.set()
+        rows = np.stack([future.result(TIMEOUT) for future in futures])
+        first.result(TIMEOUT)
+    in_order = list(dict.fromkeys(buckets[t] for t in mixed))  # each bucket where its oldest text is
+    batches = [sum(buckets[t] == bucket for t in mixed) for bucket in in_order] if expected else [30]
+    assert gate.calls == [1, *batches]
+    np.testing.assert_allclose(rows, np.stack([alone[t] for t in mixed]), rtol=0, atol=ATOL)
 
 
 @pytest.mark.parametrize("asked, expected", [(None, False), (False, False), (True, True)])
 def test_texts_are_tokenized_ahead_on_a_thread_of_their_own_only_off_the_cpu_or_when_asked(
-    classifier: Classifier, gate: GatedScore, texts: list[str], alone, monkeypatch: pytest.MonkeyPatch,
+    classifier: Classifier, gate: GatedScore, one_bucket: list[str], alone, monkeypatch: pytest.MonkeyPatch,
     asked: bool | None, expected: bool,
 ) -> None:
     encoded: list[tuple[str, int]] = []
@@ -318,7 +360,7 @@ def test_texts_are_tokenized_ahead_on_a_thread_of_their_own_only_off_the_cpu_or_
     )
     with Service(classifier, name="ahead", tokenize_ahead=asked) as service:
         first = hold_first_batch(service, gate)
-        futures = [service.submit(text) for text in texts[:8]]
+        futures = [service.submit(text) for text in one_bucket[:8]]
         if expected:  # all 8 tokenized while the first batch still runs
             wait_for(lambda: sum(n for _, n in encoded[1:]) == 8, "the queued texts to be tokenized ahead")
         gate.release.set()
@@ -327,7 +369,7 @@ def test_texts_are_tokenized_ahead_on_a_thread_of_their_own_only_off_the_cpu_or_
     assert encoded[0] == ("ahead", 1)  # the lone first text: by the idle dispatcher
     assert {thread for thread, _ in encoded[1:]} == {"ahead-prepare" if expected else "ahead"}
     assert gate.calls == [1, 8]
-    np.testing.assert_allclose(rows, np.stack([alone[t] for t in texts[:8]]), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(rows, np.stack([alone[t] for t in one_bucket[:8]]), rtol=0, atol=ATOL)
 
 
 def test_score_async_queues_a_large_request_off_the_loop_and_times_it(
@@ -418,7 +460,7 @@ def test_embed_async_gives_each_text_its_own_embedding(
 
 
 def test_one_batch_answers_scores_and_embeddings_each_to_whom_asked(
-    classifier: Classifier, gate: GatedScore, texts: list[str], alone, embedded_alone, monkeypatch
+    classifier: Classifier, gate: GatedScore, one_bucket: list[str], alone, embedded_alone, monkeypatch
 ) -> None:
     """Requests of either kind share a batch: one model run, each text gets what it asked for."""
     runs: list[int] = []
@@ -428,8 +470,8 @@ def test_one_batch_answers_scores_and_embeddings_each_to_whom_asked(
     )
 
     async def both(service: Service):
-        scoring = asyncio.ensure_future(service.score_async(texts[:3]))
-        embedding = asyncio.ensure_future(service.embed_async(texts[3:5], normalize=False))
+        scoring = asyncio.ensure_future(service.score_async(one_bucket[:3]))
+        embedding = asyncio.ensure_future(service.embed_async(one_bucket[3:5], normalize=False))
         while service.queue_depth < 5:  # both queued behind the held batch
             await asyncio.sleep(0)
         gate.release.set()
@@ -439,8 +481,8 @@ def test_one_batch_answers_scores_and_embeddings_each_to_whom_asked(
         hold_first_batch(service, gate)
         scored, embedded = asyncio.run(both(service))
     assert gate.calls == [1] and runs == [5]  # the held batch scored; the mixed one ran once
-    np.testing.assert_allclose(scored.probabilities, np.stack([alone[t] for t in texts[:3]]), rtol=0, atol=ATOL)
-    np.testing.assert_allclose(embedded.embeddings, np.stack([embedded_alone[t] for t in texts[3:5]]), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(scored.probabilities, np.stack([alone[t] for t in one_bucket[:3]]), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(embedded.embeddings, np.stack([embedded_alone[t] for t in one_bucket[3:5]]), rtol=0, atol=ATOL)
 
 
 def test_embed_async_on_an_old_artifact_queues_nothing(old_artifact: Path) -> None:
