@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--out", type=Path)
-    args, texts, classifier = prepared(parser)
+    args, texts, classifier = prepared(parser, spin=False)  # as `vigil serve` opens it
     random.Random(0).shuffle(texts)  # languages interleaved, as a server receives them
     config, budget = BatcherConfig(max_batch_size=64), Budget(args.seconds, 10**9)
     peak = _offline_rate(classifier, texts, args.seconds)

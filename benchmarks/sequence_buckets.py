@@ -13,6 +13,7 @@ import statistics
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 from vigil.runtime import Classifier
 
@@ -29,12 +30,13 @@ def arguments(description: str, limit: int) -> argparse.ArgumentParser:
     return parser
 
 
-def prepared(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, list[str], Classifier]:
-    """The parsed arguments (see `arguments`), the tweets and the CPU classifier they name."""
+def prepared(parser: argparse.ArgumentParser, **options: Any) -> tuple[argparse.Namespace, list[str], Classifier]:
+    """The parsed arguments (see `arguments`), the tweets and the CPU classifier they name,
+    opened with OPTIONS (e.g. spin=False, as a server opens it)."""
     args = parser.parse_args()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the stand-in warning
-        classifier = Classifier.open(args.artifact, provider="cpu", variant=args.variant)
+        classifier = Classifier.open(args.artifact, provider="cpu", variant=args.variant, **options)
     return args, tweets(args.tweets, args.limit), classifier
 
 
