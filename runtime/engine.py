@@ -472,9 +472,10 @@ class Classifier:
 
         Where the model says so (`Model.run_per_bucket`: the CPU), a batch whose rows fall in
         different buckets runs once per bucket: a run there costs about what its positions
-        cost, and a service's batch mixes lengths (measured: 0.84x the model time of one run at
-        the longest row's bucket, 16 random tweets, full-size int8, `python -m
-        benchmarks.bucket_policy`). Otherwise the batch runs once, at its longest row's bucket.
+        cost (measured: 0.84x the model time of one run at the longest row's bucket, 16 random
+        tweets, full-size int8, `python -m benchmarks.bucket_policy`). The Service therefore
+        batches texts of one bucket there (`Service(bucket_batches=)`). Otherwise the batch
+        runs once, at its longest row's bucket.
         """
         if not self.runs_per_bucket or len(mask) < 2:
             return run(*self._fit(ids, mask))
