@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import random
 import statistics
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -27,7 +26,7 @@ from vigil.runtime import BatcherConfig
 
 from .measure import Budget, alternating
 from .sequence_buckets import arguments, prepared
-from .service_load import closed_loop, open_loop
+from .service_load import closed_loop, offline_rate, open_loop
 
 FIGURES = ("achieved_rate", "p50_ms", "p99_ms")
 
@@ -43,7 +42,8 @@ def main() -> None:
     args, texts, classifier = prepared(parser, spin=False)  # as `vigil serve` opens it
     random.Random(0).shuffle(texts)  # languages interleaved, as a server receives them
     config, budget = BatcherConfig(max_batch_size=64), Budget(args.seconds, 10**9)
-    peak = _offline_rate(classifier, texts, args.seconds)
+    classifier.predict(texts[:64], batch_size=32)  # warm-up
+    peak = offline_rate(classifier, texts, max(64, int(args.seconds * 50)))
     loads = [("closed", int(n)) for n in args.clients.split(",")] + [("open", float(f)) for f in args.rates.split(",")]
     runs: list[dict[str, Any]] = []
     for kind, value in loads:
@@ -64,15 +64,6 @@ def main() -> None:
     if args.out:
         args.out.write_text(json.dumps({"variant": args.variant, "seconds": args.seconds, "offline_batch32_texts_per_s": peak,
                                         "runs": runs, "one_bucket_over_mixed_median": summary}, indent=1) + "\n")  # fmt: skip
-
-
-def _offline_rate(classifier: Any, texts: list[str], seconds: float) -> float:
-    """Offline batch-32 texts/s on about SECONDS of tweets, after a warm-up."""
-    classifier.predict(texts[:64], batch_size=32)
-    chunk = texts[: max(64, int(seconds * 50))]
-    started = time.perf_counter()
-    classifier.predict(chunk, batch_size=32)
-    return len(chunk) / (time.perf_counter() - started)
 
 
 def _figures(load: Callable[..., dict[str, Any]], one_bucket: bool) -> dict[str, float]:

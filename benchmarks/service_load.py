@@ -39,7 +39,7 @@ from .measure import Budget, alternating, by_batch_size, planned_batches, summar
 from .queueing import batch_seconds, ideal_latencies
 from .workload import take
 
-__all__ = ["closed_loop", "load_runs", "open_loop", "paired_runs"]
+__all__ = ["closed_loop", "load_runs", "offline_rate", "open_loop", "paired_runs"]
 
 PAIRED_CLIENTS = 16  # the many-clients target's load, against offline batches of PAIRED_BATCH
 PAIRED_BATCH = 32
@@ -146,11 +146,8 @@ def paired_runs(
         samples = time_calls(lambda i: classifier.predict([texts[i % len(texts)]], batch_size=1), budget, warmup=3)
         return summarize_ms(samples)["p50_ms"]
 
-    def offline_rate() -> float:
-        chunk = take(texts, 0, planned_batches(PAIRED_BATCH, batch_rate, budget) * PAIRED_BATCH)
-        started = time.perf_counter()
-        classifier.predict(chunk, batch_size=PAIRED_BATCH)
-        return len(chunk) / (time.perf_counter() - started)
+    def offline() -> float:
+        return offline_rate(classifier, texts, planned_batches(PAIRED_BATCH, batch_rate, budget) * PAIRED_BATCH)
 
     def served(clients: int, figure: Callable[[dict[str, Any]], float | None]) -> Callable[[], float | None]:
         return lambda: figure(closed_loop(classifier, config, texts, clients, budget))
@@ -164,9 +161,18 @@ def paired_runs(
         "many_clients": {
             "served": f"Service, {PAIRED_CLIENTS} clients: texts/s",
             "reference": f"offline batch {PAIRED_BATCH}: texts/s",
-            "rounds": _paired(served(PAIRED_CLIENTS, lambda run: run["achieved_rate"]), offline_rate, rounds),
+            "rounds": _paired(served(PAIRED_CLIENTS, lambda run: run["achieved_rate"]), offline, rounds),
         },
     }
+
+
+def offline_rate(classifier: Any, texts: Sequence[str], count: int) -> float:
+    """Texts/s of offline `predict` in batches of PAIRED_BATCH over COUNT of TEXTS (cycled):
+    the reference a Service's many clients are held to."""
+    chunk = take(texts, 0, count)
+    started = time.perf_counter()
+    classifier.predict(chunk, batch_size=PAIRED_BATCH)
+    return len(chunk) / (time.perf_counter() - started)
 
 
 def _paired(
