@@ -39,6 +39,7 @@ from . import graphs, int8, validate
 from .buckets import sequence_buckets
 from .checkpoint import DEFAULT_SOURCE, Checkpoint, load_checkpoint
 from .errors import ExportError, ValidationError, refuse_existing
+from .first_token import first_token_last_layer
 from .table import light_table, put_back, table_name
 
 __all__ = ["VARIANTS", "VariantSpec", "export_artifact", "parse_variants"]
@@ -224,7 +225,8 @@ def _trace(
     sequence_length: int,
 ) -> tuple[validate.Outputs, tuple[str, Path]]:
     """The PyTorch step: reference outputs on IDS/MASK, and the light graph (its word-embedding
-    table cut, the full table saved to TABLE_FILE: see `vigil.export.table`; its weights in
+    table cut, the full table saved to TABLE_FILE: see `vigil.export.table`; its last layer
+    computed at the first position only: see `vigil.export.first_token`; its weights in
     LIGHT.data beside it, for `graphs.fuse`) with the name and file of its table. The
     checkpoint is loaded as the export's own process found it (CACHED_ONLY: see
     `load_checkpoint`), without asking the Hub again.
@@ -234,7 +236,7 @@ def _trace(
     """
     model = load_checkpoint(source, revision, cached_only=cached_only).model
     reference = validate.reference_outputs(model, ids, mask)
-    with light_table(model) as full_table:
+    with light_table(model) as full_table, first_token_last_layer(model):
         graphs.export_fp32(model, light, sequence_length)
         np.save(table_file, full_table)
     graphs.set_weights_apart(light)
