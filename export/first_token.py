@@ -12,6 +12,11 @@ unmodified PyTorch model as before. ONNX Runtime's attention fusion does not rec
 sliced query, so the last layer keeps standard attention operators; its other fusions
 (skip layer norm, bias GELU) still apply.
 
+The layer masks padded keys with the model's own [batch, sequence] attention mask, not the
+[batch, 1, sequence, sequence] one transformers builds for every layer: the fused attentions
+read the 2-D mask, so the 4-D one's subgraph (Range, comparisons, Expand: about 130 nodes,
+each a kernel in a CUDA graph) drops out of the fused graphs instead of staying for one layer.
+
 Only the export's trace sees this: `first_token_last_layer` swaps the layer in for the trace
 and puts the model's own back afterwards.
 """
@@ -39,10 +44,12 @@ def first_token_last_layer(model: Any) -> Iterator[bool]:
         yield False
         return
     own = layers[-1]
-    layers[-1] = _first_token_layer(own)
+    layers[-1] = first = _first_token_layer(own)
+    hook = model.bert.register_forward_pre_hook(first.read_mask, with_kwargs=True)
     try:
         yield True
     finally:
+        hook.remove()
         layers[-1] = own
 
 
@@ -62,10 +69,15 @@ def _first_token_layer(layer: Any) -> Any:
             self.attention = layer.attention
             self.intermediate = layer.intermediate
             self.output = layer.output
+            self.mask = None
 
-        def forward(self, hidden, attention_mask=None, *args: Any, **kwargs: Any):
-            """HIDDEN [batch, sequence, hidden] and the encoder's 4-D attention mask (additive
-            float, or boolean keep-mask), as BertEncoder passes them to each layer."""
+        def read_mask(self, bert: Any, args: tuple, kwargs: dict) -> None:
+            """BertModel's forward pre-hook: keep the call's [batch, sequence] attention mask
+            (None: every position counts, as transformers reads it)."""
+            self.mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+
+        def forward(self, hidden, *args: Any, **kwargs: Any):
+            """HIDDEN [batch, sequence, hidden]; the encoder's own mask and options are not read."""
             own = self.attention.self
             batch, length, width = hidden.shape
             heads, size = own.num_attention_heads, own.attention_head_size
@@ -74,12 +86,9 @@ def _first_token_layer(layer: Any) -> Any:
             key = own.key(hidden).view(batch, length, heads, size).transpose(1, 2)
             value = own.value(hidden).view(batch, length, heads, size).transpose(1, 2)
             scores = torch.matmul(query, key.transpose(2, 3)) * size**-0.5
-            if attention_mask is not None:
-                mask = attention_mask[:, :, :1, :]  # the first query's row; [b, 1, 1, s] as it is
-                if mask.dtype == torch.bool:
-                    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-                else:
-                    scores = scores + mask
+            if self.mask is not None:
+                padded = (self.mask == 0)[:, None, None, :]
+                scores = scores.masked_fill(padded, torch.finfo(scores.dtype).min)
             context = torch.matmul(scores.softmax(dim=-1), value).transpose(1, 2).reshape(batch, 1, width)
             attended = self.attention.output(context, first)
             return self.output(self.intermediate(attended), attended)

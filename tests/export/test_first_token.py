@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -49,30 +50,28 @@ def test_the_models_own_layer_comes_back_even_after_an_error(model) -> None:
         assert model.bert.encoder.layer[-1] is not own
         raise RuntimeError("a failed trace")
     assert model.bert.encoder.layer[-1] is own
+    assert not model.bert._forward_pre_hooks
 
 
-@pytest.mark.parametrize("form", ["additive [b,1,s,s]", "additive [b,1,1,s]", "boolean keep [b,1,s,s]", "none"])
-def test_every_mask_form_an_encoder_passes_masks_the_same_keys(model, form: str) -> None:
-    """Position 0's output equals the whole layer's, whichever 4-D mask form transformers
-    builds for its attention implementation."""
-    torch.manual_seed(0)
-    hidden = torch.randn(3, 10, model.config.hidden_size)
-    keep = torch.ones(3, 10, dtype=torch.bool)
-    keep[1, 4:] = keep[2, 7:] = False
-    additive = torch.zeros(3, 1, 10, 10).masked_fill(~keep[:, None, None, :], torch.finfo(torch.float32).min)
-    given, expected_mask = {
-        "additive [b,1,s,s]": (additive, additive),
-        "additive [b,1,1,s]": (additive[:, :, :1], additive),
-        "boolean keep [b,1,s,s]": (keep[:, None, None, :].expand(3, 1, 10, 10), additive),
-        "none": (None, None),
-    }[form]
-    layer = model.bert.encoder.layer[-1]
+def test_without_a_mask_every_position_counts_as_in_the_whole_model(model, padded) -> None:
+    ids = padded[0][:4]
     with torch.no_grad():
-        expected = layer(hidden, expected_mask)[:, :1]
+        whole = model.bert(ids).pooler_output
         with first_token_last_layer(model):
-            got = model.bert.encoder.layer[-1](hidden, given)
-    assert got.shape == (3, 1, model.config.hidden_size)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+            first = model.bert(ids).pooler_output
+    np.testing.assert_allclose(first, whole, rtol=0, atol=1e-5)
+
+
+def test_the_mask_is_the_calls_own_not_a_stale_one(model, padded) -> None:
+    """The layer reads each call's mask (kept by a hook on BertModel): a call without one
+    after a padded call attends to every position again."""
+    ids, mask = padded
+    with torch.no_grad():
+        with first_token_last_layer(model):
+            model.bert(ids, mask)
+            unmasked = model.bert(ids).pooler_output
+        np.testing.assert_allclose(unmasked, model.bert(ids).pooler_output, rtol=0, atol=1e-5)
+        assert not np.allclose(unmasked, model.bert(ids, mask).pooler_output, atol=1e-3)
 
 
 def test_relative_position_scores_keep_the_whole_layer(model, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,3 +100,16 @@ def test_the_exported_graph_runs_the_last_feed_forward_on_one_position(int8_arti
     assert shapes[-1][:2] == (2, 1)
     assert all(shape[:2] == (2, 16) for shape in shapes[:-1]), shapes
 
+
+
+def test_the_fused_graphs_fuse_every_other_attention_and_drop_the_4d_mask(tiny_artifact: Path) -> None:
+    """The last layer masks with the 2-D input mask, so once the other layers' attentions are
+    fused nothing reads transformers' 4-D mask and its subgraph (built with Range) is gone:
+    no extra kernels in the CUDA graphs."""
+    manifest = json.loads((tiny_artifact / "manifest.json").read_text())
+    for variant in ("fp32", "fp16-fused"):
+        graph = onnx.load(str(tiny_artifact / manifest["variants"][variant]["file"]), load_external_data=False)
+        operators = [node.op_type for node in graph.graph.node]
+        layers = 1 + max(int(m.group(1)) for node in graph.graph.node if (m := re.search(r"/encoder/layer\.(\d+)/", node.name)))
+        assert operators.count("Attention") == layers - 1, variant
+        assert "Range" not in operators, variant
